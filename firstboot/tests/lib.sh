@@ -1,0 +1,45 @@
+# Shared helpers for system tests (*.test.sh). Source it; it prints TAP.
+# Every resource a test creates is registered for cleanup, which runs on any exit.
+set -u
+_n=0
+_cleanups=()
+_tmp=$(mktemp -d /tmp/rainboot-test.XXXXXX)
+
+ok() { _n=$((_n + 1)); echo "ok $_n - $*"; }
+not_ok() { _n=$((_n + 1)); echo "not ok $_n - $*"; }
+# check "description" command...: ok when the command succeeds
+check() {
+        local d=$1; shift
+        if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+need_root() { [ "$(id -u)" -eq 0 ] || { not_ok "needs root: $*"; exit 1; }; }
+
+on_exit() { _cleanups+=("$*"); }
+_run_cleanups() {
+        local i
+        for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+                eval "${_cleanups[$i]}" >/dev/null 2>&1 || true
+        done
+        rm -rf "$_tmp"
+        echo "1..$_n"
+}
+trap _run_cleanups EXIT
+trap 'exit 130' INT TERM
+
+# mkloop SIZE: sparse file + loop device with partition scanning; echoes /dev/loopN.
+mkloop() {
+        local f dev
+        f=$(mktemp "$_tmp/disk.XXXXXX.img")
+        truncate -s "$1" "$f"
+        dev=$(losetup --find --show --partscan "$f") || return 1
+        on_exit "losetup -d $dev"
+        echo "$dev"
+}
+
+# mknetns NAME: a network namespace of the test's own, removed on exit.
+mknetns() {
+        ip netns add "$1" && on_exit "ip netns delete $1"
+}
+
+FIRSTBOOT=${FIRSTBOOT:?set by run-tests.sh}
