@@ -5,6 +5,7 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev jq \
 	libyaml-dev libnl-3-dev libnl-route-3-dev libblkid-dev libudev-dev libparted-dev \
 	libjson-c-dev libsodium-dev libcmocka-dev \
 	util-linux e2fsprogs dosfstools parted mdadm lvm2 iproute2 kmod
+DEB_PACKAGES += time
 
 PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev libparted json-c libsodium
 
@@ -22,7 +23,7 @@ WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -MMD -MP \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 FB_SRCS := $(filter-out firstboot/main.c,$(wildcard firstboot/*.c))
 FB_OBJS := $(patsubst firstboot/%.c,$(BUILD)/obj/%.o,$(FB_SRCS))
