@@ -7,7 +7,9 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev jq \
 	util-linux e2fsprogs dosfstools parted mdadm lvm2 iproute2 kmod
 DEB_PACKAGES += time
 
-PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev libparted json-c libsodium
+PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev json-c libsodium
+# libparted: headers only; diskapply.c dlopen()s it when a disk is partitioned.
+PARTED_CFLAGS := $(shell pkg-config --cflags libparted 2>/dev/null)
 
 CC ?= cc
 SANITIZE ?= 0
@@ -22,7 +24,7 @@ endif
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -MMD -MP \
-	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(PARTED_CFLAGS)
 LDLIBS := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 FB_SRCS := $(filter-out firstboot/main.c,$(wildcard firstboot/*.c))

@@ -2,6 +2,7 @@
 /* The only code in firstboot that writes to a disk. Every disk is re-probed right
  * before it is written, and refused if it no longer looks as it did when planned. */
 #include <blkid.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <parted/parted.h>
 #include <sys/stat.h>
@@ -12,8 +13,72 @@
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe)
-DEFINE_TRIVIAL_CLEANUP_FUNC(PedDisk *, ped_disk_destroy)
-DEFINE_TRIVIAL_CLEANUP_FUNC(PedConstraint *, ped_constraint_destroy)
+
+/* libparted is loaded only when a disk is about to be partitioned. Linked normally, its
+ * constructors run in every firstboot command (Debian's even spawns dmidecode through
+ * sh), costing ~3 ms and ~1.5 MiB for inventory and discovery that never use it. */
+static struct {
+        void *dl;
+        PedDevice *(*device_get)(const char *);
+        PedDiskType *(*disk_type_get)(const char *);
+        PedDisk *(*disk_new_fresh)(PedDevice *, const PedDiskType *);
+        PedConstraint *(*device_get_optimal_aligned_constraint)(const PedDevice *);
+        PedConstraint *(*device_get_constraint)(const PedDevice *);
+        PedFileSystemType *(*file_system_type_get)(const char *);
+        PedPartition *(*partition_new)(const PedDisk *, PedPartitionType,
+                                       const PedFileSystemType *, PedSector, PedSector);
+        int (*disk_add_partition)(PedDisk *, PedPartition *, const PedConstraint *);
+        void (*partition_destroy)(PedPartition *);
+        int (*partition_set_name)(PedPartition *, const char *);
+        int (*disk_commit)(PedDisk *);
+        char *(*partition_get_path)(const PedPartition *);
+        void (*disk_destroy)(PedDisk *);
+        void (*constraint_destroy)(PedConstraint *);
+        void (*exception_set_handler)(PedExceptionHandler *);
+} parted;
+
+static int parted_load(void) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } syms[] = {
+#define SYM(f) { "ped_" #f, offsetof(__typeof__(parted), f) }
+                SYM(device_get), SYM(disk_type_get), SYM(disk_new_fresh),
+                SYM(device_get_optimal_aligned_constraint), SYM(device_get_constraint),
+                SYM(file_system_type_get), SYM(partition_new), SYM(disk_add_partition),
+                SYM(partition_destroy), SYM(partition_set_name), SYM(disk_commit),
+                SYM(partition_get_path), SYM(disk_destroy), SYM(constraint_destroy),
+                SYM(exception_set_handler),
+#undef SYM
+        };
+
+        if (parted.dl)
+                return 0;
+        parted.dl = dlopen("libparted.so.2", RTLD_NOW | RTLD_LOCAL);
+        if (!parted.dl)
+                return log_error_errno(-EOPNOTSUPP, "Cannot load libparted (install libparted2): %s",
+                                       dlerror());
+        for (size_t i = 0; i < ELEMENTSOF(syms); i++) {
+                void *f = dlsym(parted.dl, syms[i].name);
+
+                if (!f) {
+                        dlclose(parted.dl);
+                        parted.dl = NULL;
+                        return log_error_errno(-EOPNOTSUPP, "libparted lacks %s", syms[i].name);
+                }
+                memcpy((char *)&parted + syms[i].offset, &f, sizeof f);
+        }
+        return 0;
+}
+
+static inline void ped_disk_destroyp(PedDisk **d) {
+        if (*d)
+                parted.disk_destroy(*d);
+}
+static inline void ped_constraint_destroyp(PedConstraint **c) {
+        if (*c)
+                parted.constraint_destroy(*c);
+}
 
 /* libparted reports problems through a process-wide exception handler. We answer
  * every question with "cancel" (never let the library "fix" a disk on its own) and keep
@@ -129,41 +194,45 @@ static int partition_disk(const char *path, enum target t, char **ret_part) {
         PedPartition *part;
         PedSector start;
         char *part_path;
+        int r;
 
-        ped_exception_set_handler(parted_handler);
+        r = parted_load();
+        if (r < 0)
+                return r;
+        parted.exception_set_handler(parted_handler);
         parted_message[0] = 0;
-        dev = ped_device_get(path);
+        dev = parted.device_get(path);
         if (!dev)
                 return log_error_errno(-EIO, "%s: libparted cannot open it: %s", path,
                                        parted_message);
-        disk = ped_disk_new_fresh(dev, ped_disk_type_get("gpt"));
+        disk = parted.disk_new_fresh(dev, parted.disk_type_get("gpt"));
         if (!disk)
                 return log_error_errno(-EIO, "%s: cannot create a GPT: %s", path, parted_message);
-        constraint = ped_device_get_optimal_aligned_constraint(dev);
+        constraint = parted.device_get_optimal_aligned_constraint(dev);
         if (!constraint)
-                constraint = ped_device_get_constraint(dev);
+                constraint = parted.device_get_constraint(dev);
         start = (1024 * 1024) / dev->sector_size;
-        part = ped_partition_new(disk, PED_PARTITION_NORMAL, ped_file_system_type_get("ext4"),
+        part = parted.partition_new(disk, PED_PARTITION_NORMAL, parted.file_system_type_get("ext4"),
                                  start, dev->length - 1);
         if (!part)
                 return log_error_errno(-EIO, "%s: cannot create a partition: %s", path,
                                        parted_message);
-        if (!ped_disk_add_partition(disk, part, constraint)) {
-                ped_partition_destroy(part);
+        if (!parted.disk_add_partition(disk, part, constraint)) {
+                parted.partition_destroy(part);
                 return log_error_errno(-EIO, "%s: cannot place the partition: %s", path,
                                        parted_message);
         }
         if (asprintf_safe(&name, "rainboot-%s", target_to_string(t)) < 0)
                 return -ENOMEM;
-        if (!ped_partition_set_name(part, name))
+        if (!parted.partition_set_name(part, name))
                 return log_error_errno(-EIO, "%s: cannot name the partition: %s", path,
                                        parted_message);
-        if (!ped_disk_commit(disk))
+        if (!parted.disk_commit(disk))
                 return log_error_errno(-EIO, "%s: writing the partition table failed: %s", path,
                                        parted_message);
         log_info("%s: GPT written, partition %s from sector %lld, %lld sectors", path, name,
                  (long long)part->geom.start, (long long)part->geom.length);
-        part_path = ped_partition_get_path(part);
+        part_path = parted.partition_get_path(part);
         if (!part_path)
                 return -ENOMEM;
         *ret_part = part_path;

@@ -97,6 +97,8 @@ void nic_done(struct nic *n);
 int inventory_probe_disks(struct inventory *inv, const struct disk_filter *f);
 int inventory_probe_nics(struct inventory *inv);
 int inventory_probe_host(struct inventory *inv);
+/* MemTotal of a /proc/meminfo text, in bytes (pure; inventory_probe_host uses it). */
+int meminfo_parse_total(const char *text, uint64_t *ret_bytes);
 
 /* Everything at once. */
 int inventory_collect(const struct disk_filter *f, struct inventory **ret);

@@ -17,10 +17,15 @@ need_root() { [ "$(id -u)" -eq 0 ] || { not_ok "needs root: $*"; exit 1; }; }
 
 on_exit() { _cleanups+=("$*"); }
 _run_cleanups() {
-        local i
+        local i dev
         for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
                 eval "${_cleanups[$i]}" >/dev/null 2>&1 || true
         done
+        # Loops are recorded in a file, not with on_exit: mkloop usually runs in a
+        # $(...) subshell, whose on_exit registrations would be lost.
+        if [ -f "$_tmp/.loops" ]; then
+                while read -r dev; do losetup -d "$dev" 2>/dev/null; done < "$_tmp/.loops"
+        fi
         rm -rf "$_tmp"
         echo "1..$_n"
 }
@@ -33,9 +38,18 @@ mkloop() {
         f=$(mktemp "$_tmp/disk.XXXXXX.img")
         truncate -s "$1" "$f"
         dev=$(losetup --find --show --partscan "$f") || return 1
-        on_exit "losetup -d $dev"
+        echo "$dev" >> "$_tmp/.loops"
         echo "$dev"
 }
+
+# The kernel here may lack the md driver, so mdadm cannot create arrays. This is the
+# 1.2 superblock mdadm would write (array rbtest:0, raid1 of 2, member 0, valid
+# checksum; `mdadm --examine` accepts it), for tests that need a RAID member.
+MD_SB='/E4rqQEAAAAAAAAAAAAAAFJidGVzdE1EUmFpZDEyqwFyYnRlc3Q6MAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAKAHJmkAAAAAAQAAAAAAAAAA8AEAAAAAAAAAAAACAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAEAAAAAAAAADwAQAAAAAACAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAARGV2MHV1aWSqVapVqlWqVQAAAAAAAAAAoAcmaQAAAAABAAAAAAAAAP//////////iRU2YQIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQA='
+write_md_superblock() {  # DEV
+        base64 -d <<<"$MD_SB" | dd of="$1" bs=4096 seek=1 conv=notrunc status=none
+}
+have_md() { { [ -e /proc/mdstat ] || modprobe -q md_mod 2>/dev/null; } && [ -e /proc/mdstat ]; }
 
 # mknetns NAME: a network namespace of the test's own, removed on exit.
 mknetns() {
