@@ -73,7 +73,12 @@ deps:
 check: deps
 	$(MAKE) --no-print-directory SANITIZE=1 test
 
-test: $(BUILD)/firstboot $(TEST_BINS)
+TOOLS := $(BUILD)/tools/mcast-tool
+$(BUILD)/tools/%: qemu-tests/netns/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+test: $(BUILD)/firstboot $(TEST_BINS) $(TOOLS)
 	@firstboot/tests/run-tests.sh $(BUILD)
 
 demo: deps

@@ -15,6 +15,8 @@ struct ctx {
 int cmd_config(const struct ctx *ctx, int argc, char **argv);
 int cmd_inventory(const struct ctx *ctx, int argc, char **argv);
 int cmd_disks(const struct ctx *ctx, int argc, char **argv);
+int cmd_plan(const struct ctx *ctx, int argc, char **argv);
+int cmd_discover(const struct ctx *ctx, int argc, char **argv);
 
 /* Load --config, apply --cmdline overrides, print every problem. Shared by commands. */
 struct config;

@@ -68,6 +68,8 @@ struct external_mysql {
         char *region_database;   /* default "region" */
 };
 
+struct config_origin;
+
 struct config {
         char *path;                 /* file it came from, for messages */
 
@@ -102,6 +104,11 @@ struct config {
         bool force_members;         /* allow overwriting RAID/LVM members that are listed */
 
         enum k8s_distribution k8s;
+
+        /* Private to config.c: where each key was set (file line:column, kernel command line
+         * or default), so checks after overrides can still point at it. NULL in a config
+         * built by hand; config_free() releases it. */
+        struct config_origin *origin;
 };
 
 /* Collected, formatted error messages ("file:line:col: key: problem"). */

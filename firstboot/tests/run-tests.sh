@@ -15,6 +15,7 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:suppressions=$here/asan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export FIRSTBOOT="$build/firstboot"
+export MCAST_TOOL="$build/tools/mcast-tool"
 export TESTS_DIR="$here"
 
 run_one() {  # name, command...

@@ -75,7 +75,10 @@ YAML
 hn_start() {
         local i=$1
         shift
-        ip netns exec "$(hn_ns "$i")" "$FIRSTBOOT" -c "$HN_DIR/node$i/cluster.yaml" --cmdline "" \
+        # Own UTS namespace: each node has its own hostname (node1, node2, ...). Every
+        # step execs, so $! is firstboot itself.
+        ip netns exec "$(hn_ns "$i")" unshare --uts sh -c 'hostname "$0" && exec "$@"' \
+                "node$i" "$FIRSTBOOT" -c "$HN_DIR/node$i/cluster.yaml" --cmdline "" \
                 discover --state-dir "$(hn_state "$i")" \
                 --machine-id-file "$HN_DIR/node$i/machine-id" "$@" \
                 >> "$(hn_log "$i")" 2>&1 &
@@ -114,6 +117,11 @@ hn_wait_formed() {
 }
 
 hn_digest() { jq -r '.digest // empty' "$(hn_state "$1")/plan.json" 2>/dev/null; }
+# hn_wire I COUNTER: a drop/accept counter from node I's status.json (0 if absent).
+hn_wire() { jq -r --arg c "$2" '.wire[$c] // 0' "$(hn_state "$1")/status.json" 2>/dev/null || echo 0; }
+# hn_roles I ID_OF_J: role names node I's plan gives node J (by machine id), one line.
+hn_roles() { jq -r --arg id "$2" '.nodes[] | select(.id == $id) | .roles | join(",")' "$(hn_state "$1")/plan.json" 2>/dev/null; }
+hn_id() { tr -d '\n' < "$HN_DIR/node$1/machine-id"; }
 
 hn_exec() {
         local i=$1

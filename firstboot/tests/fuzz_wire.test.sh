@@ -1,0 +1,20 @@
+#!/bin/bash
+# Fuzzes the wire protocol (firstboot/fuzz/run-fuzz.sh wire: packet opener, payload
+# decoders behind a valid MAC, replay window against a model) for 15 s, TAP output. ok only
+# if the target builds, libFuzzer exits 0 and no crashing input was written. Its build
+# directory is private to this run, so parallel `make check`s do not collide.
+. ./lib.sh
+
+command -v clang >/dev/null || { not_ok "clang is installed (make deps)"; exit 1; }
+export FUZZ_BUILD="$_tmp/fuzz"
+log="$_tmp/fuzz.log"
+rc=0
+../fuzz/run-fuzz.sh 15 wire >"$log" 2>&1 || rc=$?
+tail -n 12 "$log" | sed 's/^/# /'
+
+check "fuzz_wire builds and libFuzzer exits 0 after 15 s" test "$rc" -eq 0
+check "the target wrote its seeds (valid sealed datagrams and payloads)" \
+        test "$(find "$FUZZ_BUILD/seeds-wire" -type f | wc -l)" -ge 8
+check "libFuzzer ran to its time limit" grep -qE '^Done [0-9]+ runs in' "$log"
+check "no crash, leak or timeout input was written" \
+        test -z "$(find "$FUZZ_BUILD/artifacts" -type f 2>/dev/null)"
