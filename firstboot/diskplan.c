@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
+#include "json_util.h"
 #include "util.h"
 
 /* Smaller disks are most likely a stray USB stick or a cloud-init seed, not storage. */
@@ -455,47 +454,36 @@ void disk_plan_print(const struct disk_plan *p, const struct inventory *inv, FIL
 }
 
 int disk_plan_to_json(const struct disk_plan *p, const struct inventory *inv, char **ret) {
-        json_object *root = json_object_new_object(), *targets = json_object_new_object(),
-                    *disks = json_object_new_array(), *warnings = json_object_new_array();
-        char *s;
+        _cleanup_(json_object_putp) struct json_object *root = json_object_new_object();
+        struct json_object *targets = json_object_new_object(), *disks = json_object_new_array();
+        int r;
 
-        if (!root || !targets || !disks || !warnings) {
-                json_object_put(root);
-                json_object_put(targets);
-                json_object_put(disks);
-                json_object_put(warnings);
+        if (!root || (r = json_add(root, "targets", targets)) < 0 ||
+            (r = json_add(root, "disks", disks)) < 0 ||
+            (r = json_add_strv(root, "warnings", p->warnings)) < 0)
                 return -ENOMEM;
-        }
-        json_object_object_add(root, "targets", targets);
-        json_object_object_add(root, "disks", disks);
-        json_object_object_add(root, "warnings", warnings);
         for (int t = 0; t < _TARGET_MAX; t++) {
                 const struct target_choice *tc = &p->targets[t];
-                json_object *o = json_object_new_object();
+                struct json_object *o = json_object_new_object();
 
-                json_object_object_add(targets, target_to_string(t), o);
-                json_object_object_add(o, "mount", json_object_new_string(tc->mount));
-                json_object_object_add(o, "disk", tc->disk >= 0 ? json_object_new_string(inv->disks[tc->disk].path) : NULL);
-                json_object_object_add(o, "shares", tc->disk < 0 && tc->shares >= 0 ? json_object_new_string(target_to_string(tc->shares)) : NULL);
-                json_object_object_add(o, "reason", json_object_new_string(tc->reason));
+                if ((r = json_add(targets, target_to_string(t), o)) < 0 ||
+                    (r = json_add_str(o, "mount", tc->mount)) < 0 ||
+                    (r = json_add_str_or_null(o, "disk", tc->disk >= 0 ? inv->disks[tc->disk].path : NULL)) < 0 ||
+                    (r = json_add_str_or_null(o, "shares", tc->disk < 0 && tc->shares >= 0 ? target_to_string(tc->shares) : NULL)) < 0 ||
+                    (r = json_add_str(o, "reason", tc->reason)) < 0)
+                        return r;
         }
         for (size_t i = 0; i < p->n_disks; i++) {
                 const struct disk_choice *dc = &p->disks[i];
-                json_object *o = json_object_new_object();
+                struct json_object *o = json_object_new_object();
 
-                json_object_array_add(disks, o);
-                json_object_object_add(o, "path", json_object_new_string(inv->disks[dc->disk].path));
-                json_object_object_add(o, "verdict", json_object_new_string(disk_verdict_to_string(dc->verdict)));
-                json_object_object_add(o, "target", dc->target >= 0 ? json_object_new_string(target_to_string(dc->target)) : NULL);
-                json_object_object_add(o, "overwrites", json_object_new_boolean(dc->overwrites));
-                json_object_object_add(o, "reason", json_object_new_string(dc->reason));
+                if ((r = json_append(disks, o)) < 0 ||
+                    (r = json_add_str(o, "path", inv->disks[dc->disk].path)) < 0 ||
+                    (r = json_add_str(o, "verdict", disk_verdict_to_string(dc->verdict))) < 0 ||
+                    (r = json_add_str_or_null(o, "target", dc->target >= 0 ? target_to_string(dc->target) : NULL)) < 0 ||
+                    (r = json_add_bool(o, "overwrites", dc->overwrites)) < 0 ||
+                    (r = json_add_str(o, "reason", dc->reason)) < 0)
+                        return r;
         }
-        for (size_t i = 0; p->warnings && p->warnings[i]; i++)
-                json_object_array_add(warnings, json_object_new_string(p->warnings[i]));
-        s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(root);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
+        return json_to_string(root, ret);
 }

@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <strings.h>
 
+#include "json_util.h"
 #include "util.h"
 
 /* What the election knows about one node while it runs. */
@@ -92,11 +93,6 @@ static const char *ordinal(unsigned n, char buf[static 16]) {
 
         snprintf(buf, 16, "%u%s", n, (m >= 11 && m <= 13) || k > 3 ? "th" : suffix[k]);
         return buf;
-}
-
-static void format_mac(const uint8_t mac[6], char buf[static 18]) {
-        snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-                 mac[5]);
 }
 
 /* ---- Pins ---------------------------------------------------------------------- */
@@ -1009,51 +1005,6 @@ void role_plan_explain(const struct role_plan *p, const struct view *v, FILE *f)
         }
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
-
-/* json_object_object_add takes ownership even on failure only in newer json-c: free here. */
-static int json_add(struct json_object *o, const char *key, struct json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int json_append(struct json_object *a, struct json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_array_add(a, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static struct json_object *json_hex(const uint8_t *b, size_t n) {
-        char hex[2 * DIGEST_LEN + 1];
-
-        for (size_t i = 0; i < n && i < DIGEST_LEN; i++)
-                snprintf(hex + 2 * i, 3, "%02x", b[i]);
-        return json_object_new_string_len(hex, (int)(2 * n));
-}
-
-static int json_strv(struct json_object *o, const char *key, char **l) {
-        _cleanup_(json_object_putp) struct json_object *a = json_object_new_array();
-        int r;
-
-        if (!a)
-                return -ENOMEM;
-        for (; l && *l; l++) {
-                r = json_append(a, json_object_new_string(*l));
-                if (r < 0)
-                        return r;
-        }
-        return json_add(o, key, TAKE_PTR(a));
-}
-
 static int node_plan_to_json(const struct node_plan *np, struct json_object **ret) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         _cleanup_(json_object_putp) struct json_object *roles = json_object_new_array();
@@ -1085,7 +1036,7 @@ static int node_plan_to_json(const struct node_plan *np, struct json_object **re
                     (r = json_append(reasons, TAKE_PTR(e))) < 0)
                         return r;
         }
-        if ((r = json_add(o, "id", json_hex(np->id, NODE_ID_LEN))) < 0 ||
+        if ((r = json_add(o, "id", json_new_hex(np->id, NODE_ID_LEN))) < 0 ||
             (r = json_add(o, "hostname", json_object_new_string(np->hostname))) < 0 ||
             (r = json_add(o, "roles", TAKE_PTR(roles))) < 0 ||
             (r = json_add(o, "role_bits", json_object_new_int64(np->roles))) < 0 ||
@@ -1100,8 +1051,6 @@ static int node_plan_to_json(const struct node_plan *np, struct json_object **re
 int role_plan_to_json(const struct role_plan *p, char **ret) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         _cleanup_(json_object_putp) struct json_object *nodes = json_object_new_array();
-        const char *s;
-        char *copy;
         int r;
 
         if (!o || !nodes)
@@ -1118,18 +1067,10 @@ int role_plan_to_json(const struct role_plan *p, char **ret) {
         }
         if ((r = json_add(o, "version", json_object_new_int(PLAN_DIGEST_VERSION))) < 0 ||
             (r = json_add(o, "epoch", json_object_new_int64(p->epoch))) < 0 ||
-            (r = json_add(o, "digest", json_hex(p->digest, DIGEST_LEN))) < 0 ||
-            (r = json_strv(o, "notes", p->notes)) < 0 ||
-            (r = json_strv(o, "warnings", p->warnings)) < 0 ||
+            (r = json_add(o, "digest", json_new_hex(p->digest, DIGEST_LEN))) < 0 ||
+            (r = json_add_strv(o, "notes", p->notes)) < 0 ||
+            (r = json_add_strv(o, "warnings", p->warnings)) < 0 ||
             (r = json_add(o, "nodes", TAKE_PTR(nodes))) < 0)
                 return r;
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!s)
-                return -ENOMEM;
-        copy = strdup(s);
-        if (!copy)
-                return -ENOMEM;
-        *ret = copy;
-        return 0;
+        return json_to_string(o, ret);
 }

@@ -7,50 +7,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "json_util.h"
 #include "util.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
-
-/* json-c reports allocation failure as NULL; adding NULL on purpose means JSON null. */
-static int json_add(struct json_object *o, const char *key, struct json_object *v) {
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int json_add_new(struct json_object *o, const char *key, struct json_object *v) {
-        return v ? json_add(o, key, v) : -ENOMEM;
-}
-
-static int json_add_str(struct json_object *o, const char *key, const char *s) {
-        return json_add_new(o, key, json_object_new_string(s ?: ""));
-}
-
-static int json_add_str_or_null(struct json_object *o, const char *key, const char *s) {
-        return s ? json_add_str(o, key, s) : json_add(o, key, NULL);
-}
-
-static int json_add_u64(struct json_object *o, const char *key, uint64_t v) {
-        return json_add_new(o, key, json_object_new_uint64(v));
-}
-
-static int json_add_int(struct json_object *o, const char *key, int64_t v) {
-        return json_add_new(o, key, json_object_new_int64(v));
-}
-
-static int json_add_bool(struct json_object *o, const char *key, bool v) {
-        return json_add_new(o, key, json_object_new_boolean(v));
-}
-
-static int json_append(struct json_object *array, struct json_object *v) {
-        if (json_object_array_add(array, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 static int partition_to_json(const struct partition *p, struct json_object **ret) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
@@ -149,11 +107,6 @@ static const char *family_to_string(int family) {
         return family == AF_INET6 ? "inet6" : "inet";
 }
 
-static void format_mac(const uint8_t mac[6], char buf[static 18]) {
-        snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-                 mac[5]);
-}
-
 static int nic_to_json(const struct nic *n, struct json_object **ret) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         _cleanup_(json_object_putp) struct json_object *addrs = json_object_new_array();
@@ -198,8 +151,6 @@ int inventory_to_json(const struct inventory *inv, bool all_nics, char **ret) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         _cleanup_(json_object_putp) struct json_object *disks = json_object_new_array();
         _cleanup_(json_object_putp) struct json_object *nics = json_object_new_array();
-        const char *s;
-        char *copy;
         int r;
 
         if (!o || !disks || !nics)
@@ -239,15 +190,7 @@ int inventory_to_json(const struct inventory *inv, bool all_nics, char **ret) {
         if (r < 0)
                 return r;
 
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!s)
-                return -ENOMEM;
-        copy = strdup(s);
-        if (!copy)
-                return -ENOMEM;
-        *ret = copy;
-        return 0;
+        return json_to_string(o, ret);
 }
 
 static void print_disk(const struct disk *d, FILE *f) {

@@ -280,3 +280,60 @@ const char *format_bytes(uint64_t bytes, char buf[static 16]) {
                 snprintf(buf, 16, "%.0f %s", v, units[u]);
         return buf;
 }
+
+void hex_encode(const uint8_t *b, size_t n, char *out) {
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[b[i] >> 4];
+                out[2 * i + 1] = digits[b[i] & 15];
+        }
+        out[2 * n] = 0;
+}
+
+static int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c = (char)(c | 0x20);
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int hex_decode(const char *s, uint8_t *ret, size_t n) {
+        _cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
+
+        if (!buf)
+                return -ENOMEM;
+        if (strlen(s) != 2 * n)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return -EINVAL;
+                buf[i] = (uint8_t)(hi << 4 | lo);
+        }
+        memcpy(ret, buf, n);
+        return 0;
+}
+
+int parse_mac(const char *s, uint8_t ret[6]) {
+        uint8_t mac[6];
+
+        if (strlen(s) != 17)
+                return -EINVAL;
+        for (size_t i = 0; i < 6; i++) {
+                int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
+
+                if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
+                        return -EINVAL;
+                mac[i] = (uint8_t)(hi << 4 | lo);
+        }
+        memcpy(ret, mac, 6);
+        return 0;
+}
+
+const char *format_mac(const uint8_t mac[6], char buf[static 18]) {
+        snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+                 mac[5]);
+        return buf;
+}

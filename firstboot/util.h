@@ -87,5 +87,14 @@ int mkdir_parents(const char *path, mode_t mode);
  * it could not be started. */
 int run_command(char *const argv[], char **ret_output);
 
+/* Lowercase hex of n bytes into out (2n + 1 bytes). */
+void hex_encode(const uint8_t *b, size_t n, char *out);
+/* Exactly 2n hex digits (either case) into n bytes; ret untouched on -EINVAL. */
+int hex_decode(const char *s, uint8_t *ret, size_t n);
+
+/* "52:54:00:ab:cd:ef" (either case) <-> 6 bytes. */
+int parse_mac(const char *s, uint8_t ret[6]);
+const char *format_mac(const uint8_t mac[6], char buf[static 18]);
+
 /* Format a byte count for humans: "512 MiB", "1.8 TiB". buf must hold 16 bytes. */
 const char *format_bytes(uint64_t bytes, char buf[static 16]);

@@ -8,13 +8,13 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "json_util.h"
 #include "util.h"
 
 #define VIEW_JSON_VERSION   1
 #define VIEW_JSON_MAX_BYTES (4u << 20)
 #define VIEW_JSON_MAX_NODES 1024 /* well above a plan's 256; bounds the duplicate check */
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_tokener *, json_tokener_free);
 
 void view_done(struct view *v) {
@@ -22,62 +22,7 @@ void view_done(struct view *v) {
         *v = (struct view){};
 }
 
-static void hex_encode(const uint8_t *b, size_t n, char *out) {
-        for (size_t i = 0; i < n; i++)
-                snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = (char)(c | 0x20);
-        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static int hex_decode(const char *s, uint8_t *ret, size_t n) {
-        uint8_t buf[64];
-
-        if (n > sizeof buf || strlen(s) != 2 * n)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++) {
-                int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-
-                if (hi < 0 || lo < 0)
-                        return -EINVAL;
-                buf[i] = (uint8_t)(hi << 4 | lo);
-        }
-        memcpy(ret, buf, n);
-        return 0;
-}
-
 /* ---- Writing ------------------------------------------------------------------- */
-
-static int add(struct json_object *o, const char *key, struct json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int append(struct json_object *a, struct json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_array_add(a, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static struct json_object *new_hex(const uint8_t *b, size_t n) {
-        char hex[2 * 64 + 1];
-
-        hex_encode(b, n, hex);
-        return json_object_new_string_len(hex, (int)(2 * n));
-}
 
 static int node_to_json(const struct node_info *ni, bool with_runtime, struct json_object **ret) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
@@ -93,7 +38,7 @@ static int node_to_json(const struct node_info *ni, bool with_runtime, struct js
                 char a[INET_ADDRSTRLEN];
 
                 inet_ntop(AF_INET, &ni->addrs[i], a, sizeof a);
-                r = append(addrs, json_object_new_string(a));
+                r = json_append(addrs, json_object_new_string(a));
                 if (r < 0)
                         return r;
         }
@@ -102,10 +47,10 @@ static int node_to_json(const struct node_info *ni, bool with_runtime, struct js
 
                 if (!d)
                         return -ENOMEM;
-                if ((r = add(d, "size_bytes", json_object_new_uint64(ni->disks[i].size_bytes))) <
+                if ((r = json_add(d, "size_bytes", json_object_new_uint64(ni->disks[i].size_bytes))) <
                             0 ||
-                    (r = add(d, "ssd", json_object_new_boolean(ni->disks[i].ssd))) < 0 ||
-                    (r = append(disks, TAKE_PTR(d))) < 0)
+                    (r = json_add(d, "ssd", json_object_new_boolean(ni->disks[i].ssd))) < 0 ||
+                    (r = json_append(disks, TAKE_PTR(d))) < 0)
                         return r;
         }
         for (size_t i = 0; i < ni->n_nics && i < NODE_NICS_MAX; i++) {
@@ -117,32 +62,32 @@ static int node_to_json(const struct node_info *ni, bool with_runtime, struct js
                         return -ENOMEM;
                 snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
                          m[4], m[5]);
-                if ((r = add(n, "mac", json_object_new_string(mac))) < 0 ||
-                    (r = add(n, "up", json_object_new_boolean(ni->nics[i].up))) < 0 ||
-                    (r = append(nics, TAKE_PTR(n))) < 0)
+                if ((r = json_add(n, "mac", json_object_new_string(mac))) < 0 ||
+                    (r = json_add(n, "up", json_object_new_boolean(ni->nics[i].up))) < 0 ||
+                    (r = json_append(nics, TAKE_PTR(n))) < 0)
                         return r;
         }
         for (unsigned bit = 1; bit & ROLE_ALL; bit <<= 1)
                 if (ni->pinned_roles & bit) {
-                        r = append(pins, json_object_new_string(role_to_name(bit)));
+                        r = json_append(pins, json_object_new_string(role_to_name(bit)));
                         if (r < 0)
                                 return r;
                 }
 
-        if ((r = add(o, "id", new_hex(ni->id, NODE_ID_LEN))) < 0 ||
-            (r = add(o, "hostname", json_object_new_string(ni->hostname))) < 0 ||
-            (r = add(o, "addresses", TAKE_PTR(addrs))) < 0 ||
-            (r = add(o, "cpus", json_object_new_int64(ni->cpus))) < 0 ||
-            (r = add(o, "memory_bytes", json_object_new_uint64(ni->memory_bytes))) < 0 ||
-            (r = add(o, "disks", TAKE_PTR(disks))) < 0 ||
-            (r = add(o, "nics", TAKE_PTR(nics))) < 0 ||
-            (r = add(o, "pinned_roles", TAKE_PTR(pins))) < 0)
+        if ((r = json_add(o, "id", json_new_hex(ni->id, NODE_ID_LEN))) < 0 ||
+            (r = json_add(o, "hostname", json_object_new_string(ni->hostname))) < 0 ||
+            (r = json_add(o, "addresses", TAKE_PTR(addrs))) < 0 ||
+            (r = json_add(o, "cpus", json_object_new_int64(ni->cpus))) < 0 ||
+            (r = json_add(o, "memory_bytes", json_object_new_uint64(ni->memory_bytes))) < 0 ||
+            (r = json_add(o, "disks", TAKE_PTR(disks))) < 0 ||
+            (r = json_add(o, "nics", TAKE_PTR(nics))) < 0 ||
+            (r = json_add(o, "pinned_roles", TAKE_PTR(pins))) < 0)
                 return r;
         if (with_runtime &&
-            ((r = add(o, "boot_id", new_hex(ni->boot_id, NODE_ID_LEN))) < 0 ||
-             (r = add(o, "box_pk", new_hex(ni->box_pk, sizeof ni->box_pk))) < 0 ||
-             (r = add(o, "state", json_object_new_string(node_state_to_string(ni->state)))) < 0 ||
-             (r = add(o, "digest", new_hex(ni->digest, DIGEST_LEN))) < 0))
+            ((r = json_add(o, "boot_id", json_new_hex(ni->boot_id, NODE_ID_LEN))) < 0 ||
+             (r = json_add(o, "box_pk", json_new_hex(ni->box_pk, sizeof ni->box_pk))) < 0 ||
+             (r = json_add(o, "state", json_object_new_string(node_state_to_string(ni->state)))) < 0 ||
+             (r = json_add(o, "digest", json_new_hex(ni->digest, DIGEST_LEN))) < 0))
                 return r;
         *ret = TAKE_PTR(o);
         return 0;
@@ -151,8 +96,6 @@ static int node_to_json(const struct node_info *ni, bool with_runtime, struct js
 int view_to_json(const struct view *v, bool with_runtime, char **ret) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         _cleanup_(json_object_putp) struct json_object *nodes = json_object_new_array();
-        const char *s;
-        char *copy;
         int r;
 
         if (!o || !nodes)
@@ -163,22 +106,14 @@ int view_to_json(const struct view *v, bool with_runtime, char **ret) {
                 r = node_to_json(&v->nodes[i], with_runtime, &n);
                 if (r < 0)
                         return r;
-                r = append(nodes, n);
+                r = json_append(nodes, n);
                 if (r < 0)
                         return r;
         }
-        if ((r = add(o, "version", json_object_new_int(VIEW_JSON_VERSION))) < 0 ||
-            (r = add(o, "nodes", TAKE_PTR(nodes))) < 0)
+        if ((r = json_add(o, "version", json_object_new_int(VIEW_JSON_VERSION))) < 0 ||
+            (r = json_add(o, "nodes", TAKE_PTR(nodes))) < 0)
                 return r;
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!s)
-                return -ENOMEM;
-        copy = strdup(s);
-        if (!copy)
-                return -ENOMEM;
-        *ret = copy;
-        return 0;
+        return json_to_string(o, ret);
 }
 
 /* ---- Parsing ------------------------------------------------------------------- */
@@ -274,22 +209,6 @@ static int get_array(struct pctx *x, const char *field, struct json_object *v, s
                 return fail(x, field, "has %zu entries, at most %zu are allowed",
                             json_object_array_length(v), max);
         *ret_n = json_object_array_length(v);
-        return 0;
-}
-
-static int parse_mac(const char *s, uint8_t ret[6]) {
-        uint8_t mac[6];
-
-        if (strlen(s) != 17)
-                return -EINVAL;
-        for (size_t i = 0; i < 6; i++) {
-                int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
-
-                if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
-                        return -EINVAL;
-                mac[i] = (uint8_t)(hi << 4 | lo);
-        }
-        memcpy(ret, mac, 6);
         return 0;
 }
 
