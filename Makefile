@@ -95,8 +95,12 @@ fuzz: deps
 bench: deps
 	$(MAKE) --no-print-directory firstboot
 	@firstboot/tests/bench.sh $(BUILD)
+	@qemu-tests/netns/bench-discovery.sh $(BUILD)
 
 clean:
 	rm -rf build
+
+# Component makefiles (image builder, QEMU tests) add their own targets and packages.
+-include imagebuild/imagebuild.mk qemu-tests/qemu-tests.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)

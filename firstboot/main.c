@@ -18,6 +18,7 @@ static const struct {
         { "config", cmd_config, "check FILE | show FILE   validate or print the cluster config" },
         { "inventory", cmd_inventory, "[--json] [--all]         disks, NICs, CPUs and memory" },
         { "disks", cmd_disks, "plan | apply              choose and prepare data disks" },
+        { "discover", cmd_discover, "[--until-formed] [--timeout S] find peers, agree on a plan" },
         { "plan", cmd_plan, "--explain [--view FILE]   roles of every node, and why" },
 };
 

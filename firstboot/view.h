@@ -56,6 +56,7 @@ struct node_info {
 
 #define NODE_F_HAS_SECRETS (1u << 0)   /* holds the cluster secrets (hand-out acknowledged) */
 #define NODE_F_LATE (1u << 1)          /* not named by the committed plan: asks to be welcomed */
+#define NODE_F_ALL (NODE_F_HAS_SECRETS | NODE_F_LATE)
 
 /* A set of nodes, kept sorted by id (memcmp order) so every node iterates it alike. */
 struct view {

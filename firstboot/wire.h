@@ -152,7 +152,7 @@ int wire_open(const struct wire_keys *keys, struct wire_rx *rx, uint64_t now_ms,
  * -EBADMSG for anything but one well-formed encoding, leaving *ret untouched. */
 #define WIRE_ANNOUNCE_MAX                                                                          \
         (2 * NODE_ID_LEN + 1 + NODE_HOSTNAME_MAX + 1 + 4 * NODE_ADDRS_MAX + 2 + 8 + 1 +            \
-         9 * NODE_DISKS_MAX + 1 + 7 * NODE_NICS_MAX + 4 + 1 + DIGEST_LEN + 32)
+         9 * NODE_DISKS_MAX + 1 + 7 * NODE_NICS_MAX + 4 + 1 + DIGEST_LEN + 32 + 4)
 int wire_encode_announce(const struct node_info *n, void *out, size_t out_max, size_t *ret_len);
 int wire_decode_announce(const void *p, size_t len, struct node_info *ret);
 

@@ -30,7 +30,8 @@ int wire_encode_announce(const struct node_info *n, void *out, size_t out_max, s
 
         if (hl > NODE_HOSTNAME_MAX || !text_ok(n->hostname, hl) || n->n_addrs > NODE_ADDRS_MAX ||
             n->n_disks > NODE_DISKS_MAX || n->n_nics > NODE_NICS_MAX ||
-            (n->pinned_roles & ~ROLE_ALL) || (unsigned)n->state > NODE_COMMITTED)
+            (n->pinned_roles & ~ROLE_ALL) || (unsigned)n->state > NODE_COMMITTED ||
+            (n->flags & ~NODE_F_ALL))
                 return -EINVAL;
 
         wbuf_put(&w, n->id, NODE_ID_LEN);
@@ -56,6 +57,7 @@ int wire_encode_announce(const struct node_info *n, void *out, size_t out_max, s
         wbuf_u8(&w, (uint8_t)n->state);
         wbuf_put(&w, n->digest, DIGEST_LEN);
         wbuf_put(&w, n->box_pk, sizeof n->box_pk);
+        wbuf_u32(&w, n->flags);
         if (w.overflow)
                 return -EMSGSIZE;
         *ret_len = w.len;
@@ -115,6 +117,9 @@ int wire_decode_announce(const void *p, size_t len, struct node_info *ret) {
         n.state = (enum node_state)state;
         rbuf_get(&r, n.digest, DIGEST_LEN);
         rbuf_get(&r, n.box_pk, sizeof n.box_pk);
+        n.flags = rbuf_u32(&r);
+        if (n.flags & ~NODE_F_ALL)
+                return -EBADMSG;
         if (!rbuf_done(&r))
                 return -EBADMSG;
         *ret = n;

@@ -109,6 +109,7 @@ static void full_node(struct node_info *n, const struct wire_sender *s) {
                 n->digest[i] = (uint8_t)(0xd0 ^ i);
         for (size_t i = 0; i < 32; i++)
                 n->box_pk[i] = (uint8_t)(0x40 + 3 * i);
+        n->flags = NODE_F_HAS_SECRETS | NODE_F_LATE;
 }
 
 static void assert_node_equal(const struct node_info *a, const struct node_info *b) {
@@ -134,6 +135,7 @@ static void assert_node_equal(const struct node_info *a, const struct node_info 
         assert_int_equal(a->state, b->state);
         assert_memory_equal(a->digest, b->digest, DIGEST_LEN);
         assert_memory_equal(a->box_pk, b->box_pk, 32);
+        assert_int_equal(a->flags, b->flags);
 }
 
 /* Seal an announce of s (its own node_info) at time now. */
@@ -695,6 +697,7 @@ struct shape {
         uint8_t hl, n_addrs, n_disks, n_nics, disk_flags, nic_flags, state;
         uint32_t roles;
         char hchar;
+        uint32_t flags;
 };
 
 static size_t build_announce(const struct shape *sh, uint8_t *out) {
@@ -721,6 +724,8 @@ static size_t build_announce(const struct shape *sh, uint8_t *out) {
                 *q++ = (uint8_t)(sh->roles >> (8 * i));
         *q++ = sh->state;
         memset(q, 0xdd, DIGEST_LEN + 32), q += DIGEST_LEN + 32;
+        for (unsigned i = 0; i < 4; i++)
+                *q++ = (uint8_t)(sh->flags >> (8 * i));
         return (size_t)(q - out);
 }
 
@@ -752,7 +757,8 @@ static void test_announce_malformed(void **state) {
                              .roles = ROLE_ALL,
                              .disk_flags = 1,
                              .nic_flags = 1,
-                             .hchar = 'a'};
+                             .hchar = 'a',
+                             .flags = NODE_F_HAS_SECRETS};
         size_t blen = build_announce(&base, bad);
         assert_int_equal(decode_exact(bad, blen, &got), 0);
         assert_string_equal(got.hostname, "aaa");
@@ -760,11 +766,12 @@ static void test_announce_malformed(void **state) {
         assert_true(got.disks[1].ssd);
         assert_int_equal(got.state, NODE_COMMITTED);
         assert_int_equal(got.pinned_roles, ROLE_ALL);
+        assert_int_equal(got.flags, NODE_F_HAS_SECRETS);
         got = sentinel;
 
         /* ...and each count or length one above its limit (with that many items following),
          * each unknown bit, each bad character is refused. */
-        struct shape cases[12];
+        struct shape cases[13];
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
                 cases[i] = base;
         cases[0].hl = NODE_HOSTNAME_MAX + 1;
@@ -779,6 +786,7 @@ static void test_announce_malformed(void **state) {
         cases[9].hchar = '\n';
         cases[10].hchar = 0x7f;
         cases[11].hchar = '\0';
+        cases[12].flags = 1u << 5;
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 blen = build_announce(&cases[i], bad);
                 if (decode_exact(bad, blen, &got) != -EBADMSG)
@@ -802,6 +810,9 @@ static void test_announce_malformed(void **state) {
         assert_int_equal(wire_encode_announce(&n, buf, sizeof buf, &len), -EINVAL);
         full_node(&n, &s);
         n.pinned_roles = 1u << 20;
+        assert_int_equal(wire_encode_announce(&n, buf, sizeof buf, &len), -EINVAL);
+        full_node(&n, &s);
+        n.flags = 1u << 9;
         assert_int_equal(wire_encode_announce(&n, buf, sizeof buf, &len), -EINVAL);
         full_node(&n, &s);
         for (size_t l = 0; l < WIRE_ANNOUNCE_MAX; l++)

@@ -50,7 +50,7 @@ hn_add_node() {
         ip -n "$HN_HUB" link set "p$i" master br0
         ip -n "$HN_HUB" link set "p$i" up
         # A fake machine-id per node: distinct, stable for the test run.
-        printf '%032x\n' "$((0x5eed0000 + i))" > "$HN_DIR/node$i/machine-id"
+        echo "rainboot-netns-node$i" | md5sum | cut -c1-32 > "$HN_DIR/node$i/machine-id"
 }
 
 # hn_config I [EXPECTED] [TOKEN] [EXTRA_YAML]

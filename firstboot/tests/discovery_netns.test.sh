@@ -1,0 +1,147 @@
+#!/bin/bash
+# Discovery and formation between real `firstboot discover` processes, each in a network
+# namespace of its own on a bridge inside the harness's namespace (qemu-tests/netns).
+# Root. Every wait is bounded; every namespace and process is removed on exit.
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../qemu-tests/netns/harness.sh"
+: "${MCAST_TOOL:?set by run-tests.sh}"
+
+# Each case gets its own harness (namespaces named after the case).
+case_begin() {
+        HN_ID="rb$$$1"
+        HN_HUB="${HN_ID}-hub"
+        HN_DIR=$(mktemp -d "$_tmp/$1.XXXX")
+        HN_PID=()
+        hn_init
+}
+case_end() { hn_teardown; }
+on_exit 'hn_teardown'
+WAIT=${DISCOVERY_WAIT:-40}
+
+same_digest() {  # nodes...: every listed node committed the same non-empty digest
+        local first d i
+        first=$(hn_digest "$1")
+        [ -n "$first" ] || return 1
+        for i in "$@"; do
+                d=$(hn_digest "$i")
+                [ "$d" = "$first" ] || return 1
+        done
+}
+
+form_n() {  # N: N nodes, expected N, all form with one digest
+        local n=$1 i nodes=()
+        case_begin "f$n"
+        for ((i = 1; i <= n; i++)); do
+                hn_add_node "$i" && hn_config "$i" "$n" && nodes+=("$i")
+        done
+        for i in "${nodes[@]}"; do hn_start "$i"; done
+        if hn_wait_formed "$WAIT" "${nodes[@]}"; then
+                ok "$n nodes commit a plan"
+        else
+                not_ok "$n nodes commit a plan within ${WAIT}s"
+                for i in "${nodes[@]}"; do tail -3 "$(hn_log "$i")" | sed "s/^/# node$i: /"; done
+        fi
+        check "$n nodes: identical digests" same_digest "${nodes[@]}"
+        check "$n nodes: the plan names all $n" \
+                [ "$(jq '.nodes | length' "$(hn_state 1)/plan.json" 2>/dev/null)" = "$n" ]
+        check "$n nodes: exactly one bootstrap" \
+                [ "$(jq '[.nodes[] | select(.roles | index("bootstrap"))] | length' "$(hn_state 1)/plan.json" 2>/dev/null)" = 1 ]
+        check "$n nodes: every node holds the secrets, 0600" bash -c '
+                for d in "$@"; do
+                        f=$d/secrets/cluster.env
+                        [ -s "$f" ] && [ "$(stat -c %a "$f")" = 600 ] || exit 1
+                        grep -q "^join_token=[a-z0-9]\{6\}\.[a-z0-9]\{16\}$" "$f" || exit 1
+                done
+                [ "$(sort -u < <(for d in "$@"; do md5sum < "$d/secrets/cluster.env"; done) | wc -l)" = 1 ]' \
+                _ $(for i in "${nodes[@]}"; do hn_state "$i"; done)
+        case_end
+}
+
+# 1. three nodes; then 5 and 9
+form_n 3
+form_n 5
+form_n 9
+
+# 2. expected 3, only 2 running: never forms; the third makes it form.
+case_begin q
+for i in 1 2 3; do hn_add_node $i; hn_config $i 3; done
+hn_start 1; hn_start 2
+if hn_wait_formed 6 1 || hn_wait_formed 1 2; then
+        not_ok "2 of 3 nodes formed a plan"
+else
+        ok "2 of expected 3 nodes do not form in 6 s"
+fi
+check "2 of 3: no lock taken either" bash -c "! grep -q locked '$(hn_state 1)/formation' 2>/dev/null"
+hn_start 3
+check "the third node arriving forms the cluster" hn_wait_formed "$WAIT" 1 2 3
+check "3 of 3: identical digests" same_digest 1 2 3
+case_end
+
+# 3. a node with the wrong token is ignored and learns nothing; replays are dropped.
+case_begin w
+for i in 1 2 3 4; do hn_add_node $i; done
+for i in 1 2 3; do hn_config $i 3; done
+hn_config 4 3 "a-different-token-0123456789"
+hn_add_node 9  # the spy: no firstboot, only the recorder
+"$MCAST_TOOL" record 2>/dev/null  # usage check only
+hn_exec 9 "$MCAST_TOOL" record 192.0.2.19 239.255.77.77 7788 20 8000 "$HN_DIR/capture" > "$HN_DIR/captured" 2>&1 &
+spy=$!
+for i in 1 2 3 4; do hn_start $i; done
+check "3 right-token nodes form" hn_wait_formed "$WAIT" 1 2 3
+wait "$spy"
+check "spy captured 20 datagrams" [ "$(cat "$HN_DIR/captured")" = 20 ]
+check "plan names 3 nodes, not the wrong-token node" bash -c "
+        [ -s '$(hn_state 1)/plan.json' ] && [ \"\$(jq '.nodes | length' '$(hn_state 1)/plan.json')\" = 3 ] &&
+        ! jq -r '.nodes[].id' '$(hn_state 1)/plan.json' | grep -q '$(hn_id 4)'"
+sleep 1
+check "wrong-token node never learns a plan" [ ! -e "$(hn_state 4)/plan.json" ]
+check "wrong-token node holds no secrets" [ ! -e "$(hn_state 4)/secrets/cluster.env" ]
+check "wrong-token node counted auth drops" [ "$(hn_wire 4 auth)" -gt 0 ]
+check "members counted the wrong-token node's datagrams as auth drops" [ "$(hn_wire 1 auth)" -gt 0 ]
+check "wrong-token node accepted nothing" [ "$(hn_wire 4 accepted)" = 0 ]
+before=$(hn_wire 1 replay)
+hn_exec 9 "$MCAST_TOOL" replay 192.0.2.19 239.255.77.77 7788 "$HN_DIR/capture" >/dev/null
+sleep 1.5
+after=$(hn_wire 1 replay)
+check "replayed datagrams are dropped as replays ($before -> $after)" [ "$after" -gt "$before" ]
+check "replays changed nobody's plan" same_digest 1 2 3
+case_end
+
+# 4. a fourth node after formation joins as worker; nobody else's role changes.
+case_begin l
+for i in 1 2 3 4; do hn_add_node $i; hn_config $i 3; done
+for i in 1 2 3; do hn_start $i; done
+check "3 nodes form" hn_wait_formed "$WAIT" 1 2 3
+declare -A before_roles
+for i in 1 2 3; do before_roles[$i]=$(hn_roles 1 "$(hn_id $i)"); done
+check "members have roles before the late joiner" bash -c '[ -n "$1" ] && [ -n "$2" ] && [ -n "$3" ]' _ "${before_roles[1]}" "${before_roles[2]}" "${before_roles[3]}"
+hn_start 4
+deadline=$((SECONDS + WAIT))
+while ((SECONDS < deadline)); do
+        [ -n "$(hn_roles 4 "$(hn_id 4)")" ] && [ -n "$(hn_roles 1 "$(hn_id 4)")" ] && break
+        sleep 0.3
+done
+check "late joiner is in the plan as worker" [ "$(hn_roles 4 "$(hn_id 4)")" = worker ]
+check "members agree on the late joiner's role" [ "$(hn_roles 1 "$(hn_id 4)")" = worker ]
+check "plan epoch is 1 after the late joiner" [ "$(jq .epoch "$(hn_state 1)/plan.json")" = 1 ]
+for i in 1 2 3; do
+        check "node$i keeps its roles (${before_roles[$i]})" [ "$(hn_roles 1 "$(hn_id $i)")" = "${before_roles[$i]}" ]
+done
+check "late joiner got the secrets" [ -s "$(hn_state 4)/secrets/cluster.env" ]
+case_end
+
+# 5. a node killed before commit: the others wait for the view to settle again.
+case_begin k
+HN_SETTLE_MS=2500
+for i in 1 2 3 4; do hn_add_node $i; hn_config $i 3; done
+for i in 1 2 3 4; do hn_start $i; done
+sleep 1
+hn_stop 4 KILL
+check "after the kill, the other 3 commit" hn_wait_formed "$WAIT" 1 2 3
+check "the killed node is not in the plan" bash -c "[ -s '$(hn_state 1)/plan.json' ] && ! jq -r '.nodes[].id' '$(hn_state 1)/plan.json' | grep -q '$(hn_id 4)'"
+check "3 survivors: identical digests" same_digest 1 2 3
+check "survivors logged the expiry" grep -q "expired" "$(hn_log 1)"
+HN_SETTLE_MS=
+case_end
