@@ -7,6 +7,8 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev jq \
 	util-linux e2fsprogs dosfstools parted mdadm lvm2 iproute2 kmod
 DEB_PACKAGES += time
 
+DEB_PACKAGES += keepalived haproxy socat
+
 PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev json-c libsodium
 # libparted: headers only; diskapply.c dlopen()s it when a disk is partitioned.
 PARTED_CFLAGS := $(shell pkg-config --cflags libparted 2>/dev/null)

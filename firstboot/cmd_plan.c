@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* `firstboot plan`: what the cluster would do, without doing it. For now the role plan
- * with its reasons (--explain); bring-up files and commands are added later. Read-only. */
+/* `firstboot plan`: what the cluster would do, without doing it: the role plan with its
+ * reasons (--explain), and per node every file and command of the bring-up steps
+ * (--steps). Read-only. */
+#include <arpa/inet.h>
 #include <getopt.h>
 
 #include "commands.h"
 #include "config.h"
 #include "elect.h"
 #include "log.h"
+#include "steps.h"
 #include "util.h"
 #include "view_json.h"
 
@@ -14,19 +17,27 @@
 
 struct plan_opts {
         bool explain;
+        bool steps;
+        bool content;
         bool json;
+        enum svcmgr_kind supervisor;
+        const char *root;
         const char *view_path; /* NULL: <state_dir>/view.json */
         const char *state_dir;
 };
 
 static void plan_help(FILE *f) {
-        fprintf(f, "Usage: firstboot [-c CONFIG] plan --explain [--view FILE] [--state-dir DIR] "
-                   "[--json]\n"
+        fprintf(f, "Usage: firstboot [-c CONFIG] plan --explain|--steps [--view FILE] "
+                   "[--state-dir DIR] [--json]\n"
                    "\n"
                    "Elect the roles of every node from a view (the agreed node list) and the\n"
                    "config, and print why each node got each role. Nothing is written.\n"
                    "\n"
                    "      --explain        print each node's roles with the reason for each\n"
+                   "      --steps          print per node every file and command of the bring-up\n"
+                   "      --content        with --steps: also the content of every file\n"
+                   "      --supervisor KIND  with --steps: systemd (default) or direct\n"
+                   "      --root DIR       with --steps: files go under DIR\n"
                    "      --view FILE      view JSON (default: STATE-DIR/view.json, the view\n"
                    "                       committed at formation)\n"
                    "      --state-dir DIR  state directory (default " DEFAULT_STATE_DIR ")\n"
@@ -36,9 +47,14 @@ static void plan_help(FILE *f) {
 
 /* Returns 0 to go on, or the exit code: 2 for usage errors, 0 with *ret_done after --help. */
 static int parse_opts(int argc, char **argv, struct plan_opts *o, bool *ret_done) {
-        enum { ARG_EXPLAIN = 0x100, ARG_JSON, ARG_VIEW, ARG_STATE_DIR };
+        enum { ARG_EXPLAIN = 0x100, ARG_JSON, ARG_VIEW, ARG_STATE_DIR, ARG_STEPS, ARG_CONTENT,
+               ARG_SUPERVISOR, ARG_ROOT };
         static const struct option options[] = {
                 {"explain", no_argument, NULL, ARG_EXPLAIN},
+                {"steps", no_argument, NULL, ARG_STEPS},
+                {"content", no_argument, NULL, ARG_CONTENT},
+                {"supervisor", required_argument, NULL, ARG_SUPERVISOR},
+                {"root", required_argument, NULL, ARG_ROOT},
                 {"json", no_argument, NULL, ARG_JSON},
                 {"view", required_argument, NULL, ARG_VIEW},
                 {"state-dir", required_argument, NULL, ARG_STATE_DIR},
@@ -51,6 +67,22 @@ static int parse_opts(int argc, char **argv, struct plan_opts *o, bool *ret_done
                 switch (c) {
                 case ARG_EXPLAIN:
                         o->explain = true;
+                        break;
+                case ARG_STEPS:
+                        o->steps = true;
+                        break;
+                case ARG_CONTENT:
+                        o->content = true;
+                        break;
+                case ARG_SUPERVISOR:
+                        if (svcmgr_kind_from_string(optarg, &o->supervisor) < 0) {
+                                log_error("plan: --supervisor: '%s' is neither systemd nor direct.",
+                                          optarg);
+                                return 2;
+                        }
+                        break;
+                case ARG_ROOT:
+                        o->root = optarg;
                         break;
                 case ARG_JSON:
                         o->json = true;
@@ -75,9 +107,13 @@ static int parse_opts(int argc, char **argv, struct plan_opts *o, bool *ret_done
                           argv[optind]);
                 return 2;
         }
-        if (!o->explain) {
-                log_error("plan: only --explain is available so far. Try 'firstboot plan "
-                          "--explain'.");
+        if (!o->explain && !o->steps) {
+                log_error("plan: say what to print: --explain and/or --steps. Try 'firstboot "
+                          "plan --help'.");
+                return 2;
+        }
+        if (o->steps && o->json) {
+                log_error("plan: --steps has no JSON form yet.");
                 return 2;
         }
         return 0;
@@ -110,6 +146,44 @@ static int load_view(const struct plan_opts *o, struct view *ret) {
         return 0;
 }
 
+/* Every node in turn as "self": rendering is pure, so this shows what `firstboot apply`
+ * would write and run there. */
+static int print_steps(const struct plan_opts *o, const struct config *cfg,
+                       const struct role_plan *plan, const struct view *v) {
+        size_t n;
+        const struct step *const *steps = steps_all(&n);
+        int r;
+
+        for (size_t i = 0; i < plan->n; i++) {
+                struct bringup_state s = {.plan = (struct role_plan *)plan, .view = *v,
+                                          .self = &plan->nodes[i]};
+                _cleanup_free_ char *iface = NULL;
+                char hex[2 * NODE_ID_LEN + 1], addr[INET_ADDRSTRLEN] = "no address";
+                struct step_ctx c;
+
+                for (size_t k = 0; k < v->n; k++)
+                        if (node_id_cmp(v->nodes[k].id, plan->nodes[i].id) == 0)
+                                s.self_info = &v->nodes[k];
+                if (s.self_info && s.self_info->n_addrs)
+                        inet_ntop(AF_INET, &s.self_info->addrs[0], addr, sizeof addr);
+                r = vip_iface_resolve(cfg, NULL, &iface);
+                if (r >= 0 && !iface)
+                        r = asprintf_safe(&iface, "<the interface holding %s>", addr);
+                if (r < 0)
+                        return log_error_errno(r, "Out of memory");
+                node_id_to_hex(plan->nodes[i].id, hex);
+                printf("%s%s (%.12s) %s\n", i ? "\n" : "", plan->nodes[i].hostname, hex, addr);
+                step_ctx_init(&c, cfg, &s, o->root, o->state_dir);
+                c.vip_iface = iface;
+                c.supervisor = o->supervisor;
+                r = steps_print_plan(steps, n, &c, o->content, stdout);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot render the steps of %s: %m",
+                                               plan->nodes[i].hostname);
+        }
+        return 0;
+}
+
 int cmd_plan(const struct ctx *ctx, int argc, char **argv) {
         _cleanup_config_ struct config *cfg = NULL;
         _cleanup_role_plan_ struct role_plan *plan = NULL;
@@ -137,7 +211,15 @@ int cmd_plan(const struct ctx *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        if (o.json) {
+        if (o.steps) {
+                if (o.explain) {
+                        role_plan_explain(plan, &v, stdout);
+                        putchar('\n');
+                }
+                r = print_steps(&o, cfg, plan, &v);
+                if (r < 0)
+                        return r;
+        } else if (o.json) {
                 _cleanup_free_ char *s = NULL;
 
                 r = role_plan_to_json(plan, &s);

@@ -20,6 +20,8 @@ static const struct {
         { "disks", cmd_disks, "plan | apply              choose and prepare data disks" },
         { "discover", cmd_discover, "[--until-formed] [--timeout S] find peers, agree on a plan" },
         { "plan", cmd_plan, "--explain [--view FILE]   roles of every node, and why" },
+        { "apply", cmd_apply, "[--supervisor KIND]        bring up this node's services" },
+        { "status", cmd_status, "[--json]                  node, roles, peers, step states" },
 };
 
 static void help(FILE *f) {

@@ -16,7 +16,14 @@ case_begin() {
         HN_PID=()
         hn_init
 }
-case_end() { hn_teardown; }
+# Stop every node (SIGTERM: the clean exit path), then check that no sanitizer spoke.
+case_end() {
+        local i
+        for i in "${!HN_PID[@]}"; do hn_stop "$i" TERM; done
+        check "case $HN_ID: clean exits, no sanitizer report" bash -c \
+                '! grep -l "Sanitizer\|runtime error" "$@"' _ "$HN_DIR"/node*/firstboot.log
+        hn_teardown
+}
 on_exit 'hn_teardown'
 WAIT=${DISCOVERY_WAIT:-40}
 
@@ -137,11 +144,59 @@ case_begin k
 HN_SETTLE_MS=2500
 for i in 1 2 3 4; do hn_add_node $i; hn_config $i 3; done
 for i in 1 2 3 4; do hn_start $i; done
-sleep 1
+# kill node4 once node1 has heard it, inside the settle window (so before any proposal)
+deadline=$((SECONDS + 20))
+while ((SECONDS < deadline)); do
+        [ "$(jq '.peers | length' "$(hn_state 1)/status.json" 2>/dev/null)" = 3 ] && break
+        sleep 0.1
+done
+check "node1 heard all 3 peers before the kill" [ "$(jq '.peers | length' "$(hn_state 1)/status.json" 2>/dev/null)" = 3 ]
 hn_stop 4 KILL
 check "after the kill, the other 3 commit" hn_wait_formed "$WAIT" 1 2 3
 check "the killed node is not in the plan" bash -c "[ -s '$(hn_state 1)/plan.json' ] && ! jq -r '.nodes[].id' '$(hn_state 1)/plan.json' | grep -q '$(hn_id 4)'"
 check "3 survivors: identical digests" same_digest 1 2 3
 check "survivors logged the expiry" grep -q "expired" "$(hn_log 1)"
 HN_SETTLE_MS=
+case_end
+
+# 6. a stale lock blocks formation until the operator releases it with --reset; --reset is
+#    refused once the others have committed.
+case_begin r
+for i in 1 2 3 4; do hn_add_node $i; hn_config $i 3; done
+# node1 restarts holding a lock on a plan nobody else will ever propose
+printf 'state locked\ndigest %064d\nmember %s\nmember %032d\n' 7 "$(hn_id 1)" 9 > "$(hn_state 1)/formation"
+for i in 1 2 3; do hn_start $i; done
+if hn_wait_formed 6 1 2 3; then not_ok "a stale lock did not block formation"; else ok "a stale lock blocks formation"; fi
+check "the stale lock is still held" grep -q "state locked" "$(hn_state 1)/formation"
+hn_stop 1 TERM
+hn_start 1 --reset
+check "--reset releases it and the cluster forms" hn_wait_formed "$WAIT" 1 2 3
+check "--reset warned" grep -q "warning: lock released by --reset" "$(hn_log 1)"
+check "after --reset: identical digests" same_digest 1 2 3
+printf 'state locked\ndigest %064d\nmember %s\nmember %032d\n' 7 "$(hn_id 4)" 9 > "$(hn_state 4)/formation"
+hn_start 4 --reset
+deadline=$((SECONDS + 15))
+while ((SECONDS < deadline)) && ! grep -q "reset refused" "$(hn_log 4)"; do sleep 0.3; done
+check "--reset is refused once peers committed" grep -q "reset refused" "$(hn_log 4)"
+check "the refused node keeps its lock" grep -q "state locked" "$(hn_state 4)/formation"
+case_end
+
+# 7. scripts: --until-formed exits 0 with the plan once all hold the secrets; --timeout
+#    exits 1 and says why.
+case_begin u
+for i in 1 2 3; do hn_add_node $i; hn_config $i 3; done
+for i in 1 2 3; do hn_start $i --until-formed --timeout 60 --json; done
+rcs=()
+for i in 1 2 3; do wait "${HN_PID[$i]}"; rcs+=($?); unset "HN_PID[$i]"; done
+check "--until-formed: all three exit 0 (${rcs[*]})" [ "${rcs[*]}" = "0 0 0" ]
+check "--until-formed --json prints the plan with its digest" \
+        grep -q "\"digest\": \"$(hn_digest 1)\"" "$(hn_log 2)"
+hn_add_node 4; hn_add_node 5
+hn_config 4 3; hn_config 5 3
+hn_start 4 --until-formed --timeout 3
+hn_start 5 --until-formed --timeout 3
+wait "${HN_PID[4]}"; rc4=$?; unset "HN_PID[4]"
+wait "${HN_PID[5]}"; unset "HN_PID[5]"
+check "--timeout: 2 of 3 exit 1" [ "$rc4" = 1 ]
+check "--timeout says what it saw" grep -q "not formed within 3 s: state discovering, 1 peers heard, expecting 3 nodes" "$(hn_log 4)"
 case_end
