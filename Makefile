@@ -6,8 +6,8 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev jq \
 	libjson-c-dev libsodium-dev libcmocka-dev \
 	util-linux e2fsprogs dosfstools parted mdadm lvm2 iproute2 kmod
 DEB_PACKAGES += time
-
 DEB_PACKAGES += keepalived haproxy socat
+DEB_PACKAGES += spin
 
 PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev json-c libsodium
 # libparted: headers only; diskapply.c dlopen()s it when a disk is partitioned.

@@ -93,7 +93,7 @@ for i in 1 2 3; do hn_config $i 3; done
 hn_config 4 3 "a-different-token-0123456789"
 hn_add_node 9  # the spy: no firstboot, only the recorder
 "$MCAST_TOOL" record 2>/dev/null  # usage check only
-hn_exec 9 "$MCAST_TOOL" record 192.0.2.19 239.255.77.77 7788 20 8000 "$HN_DIR/capture" > "$HN_DIR/captured" 2>&1 &
+hn_exec 9 "$MCAST_TOOL" record "$HN_SUBNET.19" 239.255.77.77 7788 20 8000 "$HN_DIR/capture" > "$HN_DIR/captured" 2>&1 &
 spy=$!
 for i in 1 2 3 4; do hn_start $i; done
 check "3 right-token nodes form" hn_wait_formed "$WAIT" 1 2 3
@@ -109,7 +109,7 @@ check "wrong-token node counted auth drops" [ "$(hn_wire 4 auth)" -gt 0 ]
 check "members counted the wrong-token node's datagrams as auth drops" [ "$(hn_wire 1 auth)" -gt 0 ]
 check "wrong-token node accepted nothing" [ "$(hn_wire 4 accepted)" = 0 ]
 before=$(hn_wire 1 replay)
-hn_exec 9 "$MCAST_TOOL" replay 192.0.2.19 239.255.77.77 7788 "$HN_DIR/capture" >/dev/null
+hn_exec 9 "$MCAST_TOOL" replay "$HN_SUBNET.19" 239.255.77.77 7788 "$HN_DIR/capture" >/dev/null
 sleep 1.5
 after=$(hn_wire 1 replay)
 check "replayed datagrams are dropped as replays ($before -> $after)" [ "$after" -gt "$before" ]
@@ -159,12 +159,19 @@ check "survivors logged the expiry" grep -q "expired" "$(hn_log 1)"
 HN_SETTLE_MS=
 case_end
 
+# stale_lock I: node I's state dir holds a lock (formation.c's saved form) on a plan of
+# itself and a node that does not exist.
+stale_lock() {
+        { printf 'rainboot-formation 1\nstate locked\ndigest %064d\nmembers 2\n' 7
+          printf 'member %s\n' "$(hn_id "$1")" "$(printf %032d 9)" | sort; } > "$(hn_state "$1")/formation"
+}
+
 # 6. a stale lock blocks formation until the operator releases it with --reset; --reset is
 #    refused once the others have committed.
 case_begin r
 for i in 1 2 3 4; do hn_add_node $i; hn_config $i 3; done
 # node1 restarts holding a lock on a plan nobody else will ever propose
-printf 'state locked\ndigest %064d\nmember %s\nmember %032d\n' 7 "$(hn_id 1)" 9 > "$(hn_state 1)/formation"
+stale_lock 1
 for i in 1 2 3; do hn_start $i; done
 if hn_wait_formed 6 1 2 3; then not_ok "a stale lock did not block formation"; else ok "a stale lock blocks formation"; fi
 check "the stale lock is still held" grep -q "state locked" "$(hn_state 1)/formation"
@@ -173,7 +180,7 @@ hn_start 1 --reset
 check "--reset releases it and the cluster forms" hn_wait_formed "$WAIT" 1 2 3
 check "--reset warned" grep -q "warning: lock released by --reset" "$(hn_log 1)"
 check "after --reset: identical digests" same_digest 1 2 3
-printf 'state locked\ndigest %064d\nmember %s\nmember %032d\n' 7 "$(hn_id 4)" 9 > "$(hn_state 4)/formation"
+stale_lock 4
 hn_start 4 --reset
 deadline=$((SECONDS + 15))
 while ((SECONDS < deadline)) && ! grep -q "reset refused" "$(hn_log 4)"; do sleep 0.3; done

@@ -20,7 +20,7 @@ on_exit 'for p in "${PIDS[@]}"; do kill -KILL "$p"; done'
 # Daemons started by the direct supervisor: killed by the PIDs in their pidfiles.
 on_exit 'for f in "$HN_DIR"/node*/state/run/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")"; done'
 
-VIP=192.0.2.100
+VIP=$HN_SUBNET.100
 GW_PORTS="80 443 6060 7070 8443"
 
 hn_init || { not_ok "harness namespaces"; exit 1; }
@@ -32,7 +32,7 @@ view=$_tmp/view.json
         echo '{"version": 1, "nodes": ['
         for i in 1 2 3; do
                 [ "$i" -gt 1 ] && echo ,
-                printf '{"id": "%s", "hostname": "node%d", "addresses": ["192.0.2.%d"], "cpus": 4, "memory_bytes": 8589934592, "nics": [{"mac": "52:54:00:00:01:%02x", "up": true}]}\n' \
+                printf '{"id": "%s", "hostname": "node%d", "addresses": ["'"$HN_SUBNET"'.%d"], "cpus": 4, "memory_bytes": 8589934592, "nics": [{"mac": "52:54:00:00:01:%02x", "up": true}]}\n' \
                         "$(hn_id "$i")" "$i" $((10 + i)) "$i"
         done
         echo ']}'

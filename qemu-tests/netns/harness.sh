@@ -1,7 +1,7 @@
 # rainboot netns cluster harness. Source it from a test (bash); it needs root.
 #
 # One namespace of the harness's own ("hub") holds a bridge; every node is a further
-# namespace joined to that bridge by a veth pair, with eth0 = 192.0.2.<10+i>/24
+# namespace joined to that bridge by a veth pair, with eth0 = 203.0.113.<10+i>/24
 # (documentation range, reachable only inside these namespaces). Nothing touches the
 # host's own interfaces. Every namespace and every process started here is removed by
 # hn_teardown, which the caller must run on exit (hn_init installs an EXIT trap if the
@@ -20,7 +20,9 @@
 HN_ID=${HN_ID:-rb$$}
 HN_HUB="${HN_ID}-hub"
 HN_DIR=${HN_DIR:-$(mktemp -d "/tmp/rainboot-netns.${HN_ID}.XXXXXX")}
-HN_SUBNET=192.0.2
+# Documentation range, distinct from anything the host itself uses (its eth0 may sit in
+# 192.0.2.0/24); reachable only inside these namespaces.
+HN_SUBNET=${HN_SUBNET:-203.0.113}
 declare -A HN_PID
 
 hn_ns() { echo "${HN_ID}-n$1"; }
