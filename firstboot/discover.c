@@ -35,6 +35,8 @@
 /* The committed plan is re-sent every this many ticks (every tick while late joiners or
  * members without it are around). */
 #define PLAN_EVERY_TICKS 8
+/* Formation is re-evaluated this often between announce ticks until committed. */
+#define STEP_MS 50
 
 struct peer {
         struct node_info info;
@@ -53,6 +55,7 @@ struct daemon {
         uint8_t *box_sk;                 /* sodium_malloc'd */
 
         int sock, tfd, sfd, epfd;
+        int stepfd;                      /* fine-grained formation steps until committed */
         uint64_t interval_ms;
         uint64_t ticks;
 
@@ -68,6 +71,7 @@ struct daemon {
         struct cluster_secrets *secrets; /* sodium_malloc'd; NULL until held */
         int linger;                      /* ticks left before exit once formed, -1 = not yet */
         bool reset_done;
+        bool react_needed;               /* a peer's state or digest changed */
         uint64_t start_ms;
 };
 
@@ -529,7 +533,8 @@ static void handle_announce(struct daemon *d, const struct node_info *n, uint64_
                 if (n->n_addrs)
                         inet_ntop(AF_INET, &n->addrs[0], a, sizeof a);
                 log_info("peer %.12s (%s, %s) joined the view", hex, n->hostname, a);
-        }
+        } else if (p->info.state != n->state || memcmp(p->info.digest, n->digest, DIGEST_LEN) != 0)
+                d->react_needed = true;
         p->info = *n;
         p->last_seen_ms = now;
 }
@@ -760,6 +765,63 @@ static int write_status(struct daemon *d) {
         return write_state(d, "status.json", buf, len, 0644);
 }
 
+/* Run the formation rules on the live view; persist a lock or commit before it is
+ * announced. Returns 1 if what we announce changed. */
+static int formation_progress(struct daemon *d, const struct view *live, uint64_t now) {
+        int r, changed;
+
+        changed = formation_step(d->form, live, now);
+        if (changed < 0)
+                return log_error_errno(changed, "Formation step failed: %m");
+        if (changed > 0) {
+                enum node_state st = formation_state(d->form);
+                const uint8_t *dg = formation_digest(d->form);
+                char hexd[2 * DIGEST_LEN + 1] = "-";
+
+                if (dg)
+                        sodium_bin2hex(hexd, sizeof hexd, dg, DIGEST_LEN);
+                log_info("formation: %s %.16s (view of %zu, expecting %u)",
+                         node_state_to_string(st), hexd, live->n, d->cfg->expected_nodes);
+                /* A lock or commit is on disk before anyone hears of it. */
+                if (st == NODE_LOCKED || st == NODE_COMMITTED) {
+                        r = save_formation(d);
+                        if (r < 0)
+                                return r;
+                }
+                if (st == NODE_COMMITTED && (r = on_committed(d)) < 0)
+                        return r;
+        }
+        d->self.state = formation_state(d->form);
+        if (formation_digest(d->form))
+                memcpy(d->self.digest, formation_digest(d->form), DIGEST_LEN);
+        else
+                memset(d->self.digest, 0, DIGEST_LEN);
+        return changed;
+}
+
+/* A peer changed its formation state or digest: step now and answer at once instead of
+ * at the next tick, so each phase costs a round trip rather than an announce interval.
+ * Bounded: a node changes state a few times per membership change, and membership
+ * changes wait for settle_ms. */
+static int react(struct daemon *d) {
+        struct view live = {};
+        int r;
+
+        if (d->late || formation_state(d->form) == NODE_COMMITTED)
+                return 0;
+        r = live_view(d, &live);
+        if (r < 0)
+                return r;
+        r = formation_progress(d, &live, now_mono_ms());
+        free(live.nodes);
+        if (r > 0) {
+                if (formation_state(d->form) == NODE_COMMITTED && d->plan0)
+                        send_plan(d, d->plan0);
+                return send_announce(d);
+        }
+        return r;
+}
+
 static int tick(struct daemon *d) {
         uint64_t now = now_mono_ms();
         struct view live = {};
@@ -787,38 +849,11 @@ static int tick(struct daemon *d) {
         }
 
         if (!d->late && before != NODE_COMMITTED) {
-                r = formation_step(d->form, &live, now);
+                r = formation_progress(d, &live, now);
                 if (r < 0) {
                         free(live.nodes);
-                        return log_error_errno(r, "Formation step failed: %m");
+                        return r;
                 }
-                if (r > 0) {
-                        enum node_state st = formation_state(d->form);
-                        const uint8_t *dg = formation_digest(d->form);
-                        char hexd[2 * DIGEST_LEN + 1] = "-";
-
-                        if (dg)
-                                sodium_bin2hex(hexd, sizeof hexd, dg, DIGEST_LEN);
-                        log_info("formation: %s %.16s (view of %zu, expecting %u)",
-                                 node_state_to_string(st), hexd, live.n, d->cfg->expected_nodes);
-                        /* A lock or commit is on disk before anyone hears of it. */
-                        if (st == NODE_LOCKED || st == NODE_COMMITTED) {
-                                r = save_formation(d);
-                                if (r < 0) {
-                                        free(live.nodes);
-                                        return r;
-                                }
-                        }
-                        if (st == NODE_COMMITTED && (r = on_committed(d)) < 0) {
-                                free(live.nodes);
-                                return r;
-                        }
-                }
-                d->self.state = formation_state(d->form);
-                if (formation_digest(d->form))
-                        memcpy(d->self.digest, formation_digest(d->form), DIGEST_LEN);
-                else
-                        memset(d->self.digest, 0, DIGEST_LEN);
         } else if (d->late && d->plan) {
                 /* welcomed: announce the committed plan we are now part of */
                 d->self.state = NODE_COMMITTED;
@@ -951,13 +986,21 @@ static int daemon_setup(struct daemon *d) {
         if (r < 0)
                 return r;
         d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        /* The settle time elapses between announce ticks: look every 50 ms until
+         * committed, so a proposal is not held back by up to a whole interval. */
+        d->stepfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (d->stepfd >= 0) {
+                struct itimerspec its = { .it_interval = { .tv_nsec = STEP_MS * 1000000L },
+                                          .it_value = { .tv_nsec = STEP_MS * 1000000L } };
+                timerfd_settime(d->stepfd, 0, &its, NULL);
+        }
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         d->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         d->epfd = epoll_create1(EPOLL_CLOEXEC);
-        if (d->tfd < 0 || d->sfd < 0 || d->epfd < 0)
+        if (d->tfd < 0 || d->stepfd < 0 || d->sfd < 0 || d->epfd < 0)
                 return log_error_errno(-errno, "Cannot set up the event loop: %m");
         {
                 struct epoll_event ev = { .events = EPOLLIN };
@@ -967,6 +1010,8 @@ static int daemon_setup(struct daemon *d) {
                 epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->tfd, &ev);
                 ev.data.fd = d->sfd;
                 epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sfd, &ev);
+                ev.data.fd = d->stepfd;
+                epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->stepfd, &ev);
         }
         {
                 char a[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN], hex[2 * NODE_ID_LEN + 1];
@@ -985,6 +1030,7 @@ static int daemon_setup(struct daemon *d) {
 static void daemon_done(struct daemon *d) {
         closep(&d->sock);
         closep(&d->tfd);
+        closep(&d->stepfd);
         closep(&d->sfd);
         closep(&d->epfd);
         wire_keys_free(d->keys);
@@ -1020,7 +1066,7 @@ static void print_result(struct daemon *d) {
 
 int discover_run(const struct config *cfg, const struct discover_opts *o) {
         struct daemon d = { .cfg = cfg, .opts = o, .sock = -1, .tfd = -1, .sfd = -1,
-                            .epfd = -1, .linger = -1 };
+                            .epfd = -1, .stepfd = -1, .linger = -1 };
         uint64_t deadline;
         int r;
 
@@ -1064,6 +1110,21 @@ int discover_run(const struct config *cfg, const struct discover_opts *o) {
 
                         if (fd == d.sock) {
                                 r = receive(&d);
+                                if (r >= 0 && d.react_needed) {
+                                        d.react_needed = false;
+                                        r = react(&d);
+                                }
+                        } else if (fd == d.stepfd) {
+                                uint64_t exp;
+
+                                if (read(d.stepfd, &exp, sizeof exp) < 0 && errno != EAGAIN) {
+                                        r = -errno;
+                                        goto out;
+                                }
+                                if (d.late || formation_state(d.form) == NODE_COMMITTED)
+                                        timerfd_settime(d.stepfd, 0, &(struct itimerspec){}, NULL);
+                                else
+                                        r = react(&d);
                         } else if (fd == d.tfd) {
                                 uint64_t exp;
 
