@@ -17,6 +17,7 @@ int cmd_inventory(const struct ctx *ctx, int argc, char **argv);
 int cmd_disks(const struct ctx *ctx, int argc, char **argv);
 int cmd_plan(const struct ctx *ctx, int argc, char **argv);
 int cmd_discover(const struct ctx *ctx, int argc, char **argv);
+int cmd_install(const struct ctx *ctx, int argc, char **argv);
 int cmd_apply(const struct ctx *ctx, int argc, char **argv);
 int cmd_status(const struct ctx *ctx, int argc, char **argv);
 

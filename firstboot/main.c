@@ -20,6 +20,7 @@ static const struct {
         { "disks", cmd_disks, "plan | apply              choose and prepare data disks" },
         { "discover", cmd_discover, "[--until-formed] [--timeout S] find peers, agree on a plan" },
         { "plan", cmd_plan, "--explain [--view FILE]   roles of every node, and why" },
+        { "install", cmd_install, "--image FILE [--disk PATH]  write the system to a safe disk" },
         { "apply", cmd_apply, "[--supervisor KIND]        bring up this node's services" },
         { "status", cmd_status, "[--json]                  node, roles, peers, step states" },
 };
