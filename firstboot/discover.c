@@ -19,6 +19,7 @@
 #include "elect.h"
 #include "formation.h"
 #include "inventory.h"
+#include "json_util.h"
 #include "log.h"
 #include "mcast.h"
 #include "node_self.h"
@@ -728,41 +729,36 @@ static bool everyone_formed(struct daemon *d) {
 }
 
 static int write_status(struct daemon *d) {
-        _cleanup_free_ char *stats = NULL, *buf = NULL;
-        char hex[2 * NODE_ID_LEN + 1];
-        size_t len = 0;
-        FILE *f;
+        _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+        struct json_object *peers = json_object_new_array(), *wire = json_object_new_object();
+        _cleanup_free_ char *text = NULL;
+        int r;
 
-        if (wire_stats_format(&d->rx->stats, &stats) < 0)
+        if (!o || (r = json_add(o, "id", json_new_hex(d->self.id, NODE_ID_LEN))) < 0 ||
+            (r = json_add_str(o, "hostname", d->self.hostname)) < 0 ||
+            (r = json_add_str(o, "state", node_state_to_string(d->self.state))) < 0 ||
+            (r = json_add_bool(o, "late", d->late)) < 0 ||
+            (r = json_add_bool(o, "has_secrets", d->secrets != NULL)) < 0 ||
+            (r = json_add_int(o, "epoch", d->plan ? (int64_t)d->plan->epoch : -1)) < 0 ||
+            (r = json_add(o, "peers", peers)) < 0 || (r = json_add(o, "wire", wire)) < 0 ||
+            (r = json_add_u64(wire, "accepted", d->rx->stats.accepted)) < 0)
                 return -ENOMEM;
-        f = open_memstream(&buf, &len);
-        if (!f)
-                return -ENOMEM;
-        node_id_to_hex(d->self.id, hex);
-        fprintf(f, "{\"id\": \"%s\", \"hostname\": \"%s\", \"state\": \"%s\", \"late\": %s, "
-                   "\"has_secrets\": %s, \"epoch\": %d, \"peers\": [",
-                hex, d->self.hostname, node_state_to_string(d->self.state),
-                d->late ? "true" : "false", d->secrets ? "true" : "false",
-                d->plan ? (int)d->plan->epoch : -1);
+        for (int k = WIRE_DROP_MALFORMED; k < WIRE_DROP_MAX_; k++)
+                if ((r = json_add_u64(wire, wire_drop_to_string(k), d->rx->stats.dropped[k])) < 0)
+                        return r;
         for (size_t i = 0; i < d->n_peers; i++) {
-                node_id_to_hex(d->peers[i].info.id, hex);
-                fprintf(f, "%s{\"id\": \"%s\", \"hostname\": \"%s\", \"state\": \"%s\"}",
-                        i ? ", " : "", hex, d->peers[i].info.hostname,
-                        node_state_to_string(d->peers[i].info.state));
+                struct json_object *p = json_object_new_object();
+
+                if ((r = json_append(peers, p)) < 0 ||
+                    (r = json_add(p, "id", json_new_hex(d->peers[i].info.id, NODE_ID_LEN))) < 0 ||
+                    (r = json_add_str(p, "hostname", d->peers[i].info.hostname)) < 0 ||
+                    (r = json_add_str(p, "state", node_state_to_string(d->peers[i].info.state))) < 0)
+                        return r;
         }
-        fputs("], \"wire\": {", f);
-        /* "accepted=1 malformed=0 ..." → JSON members */
-        for (char *tok = strtok(stats, " "), *first = tok; tok; tok = strtok(NULL, " ")) {
-                char *eq = strchr(tok, '=');
-                if (!eq)
-                        continue;
-                *eq = 0;
-                fprintf(f, "%s\"%s\": %s", tok == first ? "" : ", ", tok, eq + 1);
-        }
-        fputs("}}\n", f);
-        if (fclose(f) != 0)
-                return -ENOMEM;
-        return write_state(d, "status.json", buf, len, 0644);
+        r = json_to_string(o, &text);
+        if (r < 0)
+                return r;
+        return write_state(d, "status.json", text, strlen(text), 0644);
 }
 
 /* Run the formation rules on the live view; persist a lock or commit before it is
