@@ -13,16 +13,16 @@
 static const struct {
         const char *name;
         int (*run)(const struct ctx *ctx, int argc, char **argv);
-        const char *help;
+        const char *args, *help;
 } commands[] = {
-        { "config", cmd_config, "check FILE | show FILE   validate or print the cluster config" },
-        { "inventory", cmd_inventory, "[--json] [--all]         disks, NICs, CPUs and memory" },
-        { "disks", cmd_disks, "plan | apply              choose and prepare data disks" },
-        { "discover", cmd_discover, "[--until-formed] [--timeout S] find peers, agree on a plan" },
-        { "plan", cmd_plan, "--explain [--view FILE]   roles of every node, and why" },
-        { "install", cmd_install, "--image FILE [--disk PATH]  write the system to a safe disk" },
-        { "apply", cmd_apply, "[--supervisor KIND]        bring up this node's services" },
-        { "status", cmd_status, "[--json]                  node, roles, peers, step states" },
+        { "config", cmd_config, "check|show FILE", "validate or print the cluster config" },
+        { "inventory", cmd_inventory, "[--json] [--all]", "disks, NICs, CPUs and memory" },
+        { "disks", cmd_disks, "plan|apply", "choose and prepare the data disks" },
+        { "discover", cmd_discover, "[--until-formed]", "find the peers, agree on one plan" },
+        { "plan", cmd_plan, "--explain|--steps", "roles of every node and why; what apply would do" },
+        { "apply", cmd_apply, "[--supervisor KIND]", "bring up this node's services" },
+        { "status", cmd_status, "[--json]", "node, roles, peers, step states" },
+        { "install", cmd_install, "--image FILE", "write the system to a safe disk" },
 };
 
 static void help(FILE *f) {
@@ -34,7 +34,8 @@ static void help(FILE *f) {
                 "\n"
                 "Commands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+                fprintf(f, "  %-10s %-20s %s\n", commands[i].name, commands[i].args,
+                        commands[i].help);
         fprintf(f,
                 "\n"
                 "Options:\n"
