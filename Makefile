@@ -8,6 +8,8 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev jq \
 DEB_PACKAGES += time
 DEB_PACKAGES += keepalived haproxy socat
 DEB_PACKAGES += spin
+DEB_PACKAGES += mariadb-server mariadb-client
+DEB_PACKAGES += etcd-server etcd-client
 
 PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev json-c libsodium
 # libparted: headers only; diskapply.c dlopen()s it when a disk is partitioned.

@@ -15,6 +15,8 @@
 static const struct step *const known_steps[] = {
         &step_keepalived,
         &step_haproxy,
+        &step_mysql,
+        &step_etcd,
 };
 
 const struct step *const *steps_all(size_t *ret_n) {

@@ -90,6 +90,8 @@ int step_apply_default(const struct step_ctx *c, const struct step_render *r, bo
 /* The steps this build knows, in no particular order. */
 extern const struct step step_haproxy;
 extern const struct step step_keepalived;
+extern const struct step step_mysql;
+extern const struct step step_etcd;
 const struct step *const *steps_all(size_t *ret_n);
 
 /* Dependency order, stable by input order among independent steps. -ELOOP for a cycle,
