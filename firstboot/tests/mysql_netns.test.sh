@@ -23,15 +23,7 @@ hn_init || { not_ok "harness namespaces"; exit 1; }
 for i in 1 2 3; do hn_add_node "$i"; done
 
 view=$_tmp/view.json
-{
-        echo '{"version": 1, "nodes": ['
-        for i in 1 2 3; do
-                [ "$i" -gt 1 ] && echo ,
-                printf '{"id": "%s", "hostname": "node%d", "addresses": ["'"$HN_SUBNET"'.%d"], "cpus": 4, "memory_bytes": 8589934592, "nics": [{"mac": "52:54:00:00:01:%02x", "up": true}]}\n' \
-                        "$(hn_id "$i")" "$i" $((10 + i)) "$i"
-        done
-        echo ']}'
-} >"$view"
+hn_write_view "$view" 3
 for i in 1 2 3; do
         # An external load balancer: keepalived and haproxy skip, this test is about MariaDB.
         cat >"$HN_DIR/node$i/cluster.yaml" <<YAML

@@ -29,74 +29,7 @@ static const char *const base_yaml = "kubernetes:\n"
                                      "  address: 192.0.2.100/24\n"
                                      "  router_id: 61\n";
 
-struct fixture {
-        struct config *cfg;
-        struct view view;
-        struct role_plan *plan;
-        char root[64];
-};
-
-static void fixture_load(struct fixture *f, const char *view_file, const char *extra_yaml) {
-        _cleanup_free_ char *yaml = NULL, *err = NULL, *path = NULL;
-        struct diag d = {};
-
-        assert_int_equal(asprintf_safe(&yaml, "%s%s", base_yaml, extra_yaml ?: ""), 0);
-        assert_int_equal(config_parse_string(yaml, strlen(yaml), "test.yaml", &f->cfg, &d), 0);
-        diag_clear(&d);
-        assert_int_equal(asprintf_safe(&path, "data/views/%s", view_file), 0);
-        assert_int_equal(view_from_json_file(path, &f->view, &err), 0);
-        assert_int_equal(elect(&f->view, f->cfg, &f->plan), 0);
-        strcpy(f->root, "/tmp/test-svc-etcd.XXXXXX");
-        assert_non_null(mkdtemp(f->root));
-}
-
-static void fixture_done(struct fixture *f) {
-        _cleanup_free_ char *cmd = NULL;
-
-        assert_int_equal(asprintf_safe(&cmd, "rm -rf '%s'", f->root), 0);
-        assert_int_equal(system(cmd), 0);
-        config_free(f->cfg);
-        view_done(&f->view);
-        role_plan_free(f->plan);
-}
-
-static void ctx_for(const struct fixture *f, size_t node, struct step_ctx *c) {
-        struct bringup_state s = { .plan = f->plan, .view = f->view, .self = &f->plan->nodes[node] };
-
-        s.self_info = step_node_info(&(struct step_ctx){ .view = &f->view }, s.self->id);
-        step_ctx_init(c, f->cfg, &s, f->root, "/var/lib/rainboot");
-        c->view = &f->view; /* s is a local copy: point at the fixture's view */
-        c->vip_iface = "eth0";
-}
-
-static const struct step_file *find_file(const struct step_render *r, const char *suffix) {
-        for (size_t i = 0; i < r->n_files; i++)
-                if (endswith(r->files[i].path, suffix))
-                        return &r->files[i];
-        return NULL;
-}
-
-/* The line of text whose first non-blank characters are key, or NULL. */
-static const char *line_with(const char *text, const char *key) {
-        for (const char *p = text; p && *p;) {
-                const char *s = p + strspn(p, " ");
-
-                if (startswith(s, key) && (s[strlen(key)] == ' ' || s[strlen(key)] == '\n'))
-                        return s;
-                p = strchr(p, '\n');
-                if (p)
-                        p++;
-        }
-        return NULL;
-}
-
-static void assert_line(const char *text, const char *line) {
-        const char *s = line_with(text, line);
-        size_t l = strlen(line);
-
-        if (!s || (s[l] != '\n' && s[l] != 0))
-                fail_msg("no line '%s' in:\n%s", line, text);
-}
+#include "step_fixture.h"
 
 static size_t etcd_members(const struct role_plan *p) {
         size_t n = 0;

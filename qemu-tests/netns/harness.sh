@@ -125,6 +125,21 @@ hn_wire() { jq -r --arg c "$2" '.wire[$c] // 0' "$(hn_state "$1")/status.json" 2
 hn_roles() { jq -r --arg id "$2" '.nodes[] | select(.id == $id) | .roles | join(",")' "$(hn_state "$1")/plan.json" 2>/dev/null; }
 hn_id() { tr -d '\n' < "$HN_DIR/node$1/machine-id"; }
 
+# hn_write_view FILE N: a view.json of nodes 1..N as hn_add_node made them (ids, hostnames,
+# addresses, MACs), for tests that drive `firstboot apply` without running discovery.
+hn_write_view() {
+        local file=$1 n=$2 i
+        {
+                echo '{"version": 1, "nodes": ['
+                for ((i = 1; i <= n; i++)); do
+                        [ "$i" -gt 1 ] && echo ,
+                        printf '{"id": "%s", "hostname": "node%d", "addresses": ["%s.%d"], "cpus": 4, "memory_bytes": 8589934592, "nics": [{"mac": "52:54:00:00:01:%02x", "up": true}]}\n' \
+                                "$(hn_id "$i")" "$i" "$HN_SUBNET" $((10 + i)) "$i"
+                done
+                echo ']}'
+        } >"$file"
+}
+
 hn_exec() {
         local i=$1
         shift
