@@ -209,9 +209,8 @@ fail:
         return r;
 }
 
-int run_command(char *const argv[], char **ret_output) {
-        _cleanup_free_ char *out = NULL;
-        size_t size = 0, cap = 64 * 1024;
+int run_command_stream(char *const argv[], void (*on_output)(void *userdata, const char *buf, size_t n),
+                       void *userdata) {
         int pipefd[2], status;
         pid_t pid;
 
@@ -236,7 +235,6 @@ int run_command(char *const argv[], char **ret_output) {
                 _exit(127);
         }
         close(pipefd[1]);
-        out = malloc(cap + 1);
         for (;;) {
                 char buf[4096];
                 ssize_t n = read(pipefd[0], buf, sizeof buf);
@@ -244,23 +242,46 @@ int run_command(char *const argv[], char **ret_output) {
                         continue;
                 if (n <= 0)
                         break;
-                if (out && size < cap) {
-                        size_t k = (size_t)n < cap - size ? (size_t)n : cap - size;
-                        memcpy(out + size, buf, k);
-                        size += k;
-                }
+                if (on_output)
+                        on_output(userdata, buf, (size_t)n);
         }
         close(pipefd[0]);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
-        if (out)
-                out[size] = 0;
-        if (ret_output)
-                *ret_output = TAKE_PTR(out);
         if (WIFEXITED(status))
                 return WEXITSTATUS(status);
         return 128 + WTERMSIG(status);
+}
+
+struct collected {
+        char *buf;
+        size_t size, cap;
+};
+
+static void collect(void *userdata, const char *buf, size_t n) {
+        struct collected *c = userdata;
+        size_t k;
+
+        if (!c->buf || c->size >= c->cap)
+                return;
+        k = n < c->cap - c->size ? n : c->cap - c->size;
+        memcpy(c->buf + c->size, buf, k);
+        c->size += k;
+}
+
+int run_command(char *const argv[], char **ret_output) {
+        struct collected c = { .cap = 64 * 1024 };
+        int r;
+
+        c.buf = malloc(c.cap + 1);
+        r = run_command_stream(argv, collect, &c);
+        if (c.buf)
+                c.buf[c.size] = 0;
+        if (r >= 0 && ret_output)
+                *ret_output = TAKE_PTR(c.buf);
+        free(c.buf);
+        return r;
 }
 
 const char *format_bytes(uint64_t bytes, char buf[static 16]) {

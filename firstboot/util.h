@@ -86,6 +86,9 @@ int mkdir_parents(const char *path, mode_t mode);
  * (up to 64 KiB kept). Returns the exit status (>= 0), 128+signal if killed, or -errno if
  * it could not be started. */
 int run_command(char *const argv[], char **ret_output);
+/* The same, handing each chunk of output to on_output as it arrives (progress, logs). */
+int run_command_stream(char *const argv[], void (*on_output)(void *userdata, const char *buf, size_t n),
+                       void *userdata);
 
 /* Lowercase hex of n bytes into out (2n + 1 bytes). */
 void hex_encode(const uint8_t *b, size_t n, char *out);

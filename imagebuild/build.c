@@ -123,80 +123,55 @@ static int percent_in(const char *line) {
         return pct;
 }
 
-/* Runs argv with output to the build log; percentages in its output are shown as
- * progress. Returns 0, or -EIO after naming the stage and the command. */
+struct run_output {
+        struct build *b;
+        const char *tool;
+        char line[4096];
+        size_t len;
+        int last_pct;
+};
+
+/* Command output goes to the build log; percentages in it are shown as progress. */
+static void on_run_output(void *userdata, const char *buf, size_t n) {
+        struct run_output *o = userdata;
+
+        if (o->b->log_fd >= 0 && write(o->b->log_fd, buf, n) < 0)
+                log_debug_errno(errno, "build log: %m");
+        for (size_t i = 0; i < n; i++) {
+                int pct;
+
+                if (buf[i] != '\n' && buf[i] != '\r' && o->len < sizeof o->line - 1) {
+                        o->line[o->len++] = buf[i];
+                        continue;
+                }
+                o->line[o->len] = 0;
+                o->len = 0;
+                pct = percent_in(o->line);
+                if (pct >= 0 && pct / 10 != o->last_pct / 10) {
+                        log_info("[%u/%u] %s: %s %d%%", o->b->stage, o->b->n_stages,
+                                 o->b->stage_name, o->tool, pct);
+                        o->last_pct = pct;
+                }
+        }
+}
+
+/* Runs argv; returns 0, or -EIO after naming the stage and the command. */
 static int run(struct build *b, char *const argv[]) {
         _cleanup_free_ char *cmd = argv_join(argv);
-        int pipefd[2], status, last_pct = -1;
-        char line[4096];
-        size_t len = 0;
-        pid_t pid;
+        struct run_output o = { .b = b, .tool = argv[0], .last_pct = -1 };
+        int r;
 
         if (!cmd)
                 return -ENOMEM;
         blog(b, "$ %s\n", cmd);
         log_debug("$ %s", cmd);
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0) {
-                int e = errno;
-                close(pipefd[0]);
-                close(pipefd[1]);
-                return -e;
-        }
-        if (pid == 0) {
-                int in = open("/dev/null", O_RDONLY);
-
-                if (in >= 0)
-                        dup2(in, STDIN_FILENO);
-                dup2(pipefd[1], STDOUT_FILENO);
-                dup2(pipefd[1], STDERR_FILENO);
-                signal(SIGPIPE, SIG_DFL);
-                execvp(argv[0], argv);
-                dprintf(STDERR_FILENO, "cannot execute %s: %s\n", argv[0], strerror(errno));
-                _exit(127);
-        }
-        close(pipefd[1]);
-        for (;;) {
-                char buf[4096];
-                ssize_t n = read(pipefd[0], buf, sizeof buf);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                if (b->log_fd >= 0 && write(b->log_fd, buf, (size_t)n) < 0)
-                        log_debug_errno(errno, "build log: %m");
-                for (ssize_t i = 0; i < n; i++) {
-                        int pct;
-
-                        if (buf[i] != '\n' && buf[i] != '\r' && len < sizeof line - 1) {
-                                line[len++] = buf[i];
-                                continue;
-                        }
-                        line[len] = 0;
-                        len = 0;
-                        pct = percent_in(line);
-                        if (pct >= 0 && pct / 10 != last_pct / 10) {
-                                log_info("[%u/%u] %s: %s %d%%", b->stage, b->n_stages,
-                                         b->stage_name, argv[0], pct);
-                                last_pct = pct;
-                        }
-                }
-        }
-        close(pipefd[0]);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        r = run_command_stream(argv, on_run_output, &o);
+        if (r == 0)
                 return 0;
-        if (WIFEXITED(status))
-                log_error("stage %s: command failed with exit status %d: %s (output in %s)",
-                          b->stage_name, WEXITSTATUS(status), cmd, b->log_path);
-        else
-                log_error("stage %s: command killed by signal %d: %s (output in %s)",
-                          b->stage_name, WTERMSIG(status), cmd, b->log_path);
+        if (r < 0)
+                return log_error_errno(r, "stage %s: cannot run %s: %m", b->stage_name, cmd);
+        log_error("stage %s: command failed with exit status %d: %s (output in %s)",
+                  b->stage_name, r, cmd, b->log_path);
         return -EIO;
 }
 

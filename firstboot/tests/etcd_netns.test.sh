@@ -17,8 +17,6 @@ HN_DIR=$_tmp/netns
 mkdir -p "$HN_DIR"
 . ../../qemu-tests/netns/harness.sh
 on_exit hn_teardown
-# Daemons started by the direct supervisor: killed by the PIDs in their pidfiles.
-on_exit 'for f in "$HN_DIR"/node*/state/run/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")"; done'
 
 hn_init || { not_ok "harness namespaces"; exit 1; }
 for i in 1 2 3; do hn_add_node "$i"; done

@@ -14,8 +14,6 @@ done
 HN_ID=rbm$$
 . ../../qemu-tests/netns/harness.sh
 on_exit hn_teardown
-# Daemons started by the direct supervisor: killed by the PIDs in their pidfiles.
-on_exit 'for f in "$HN_DIR"/node*/state/run/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")"; done'
 
 PW='repl-Pw_0123456789'
 

@@ -17,8 +17,6 @@ HN_ID=rbv$$
 on_exit hn_teardown
 PIDS=()
 on_exit 'for p in "${PIDS[@]}"; do kill -KILL "$p"; done'
-# Daemons started by the direct supervisor: killed by the PIDs in their pidfiles.
-on_exit 'for f in "$HN_DIR"/node*/state/run/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")"; done'
 
 VIP=$HN_SUBNET.100
 GW_PORTS="80 443 6060 7070 8443"

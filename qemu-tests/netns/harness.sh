@@ -147,9 +147,14 @@ hn_exec() {
 }
 
 hn_teardown() {
-        local i ns
+        local i ns f
         for i in "${!HN_PID[@]}"; do
                 hn_stop "$i" TERM
+        done
+        # Daemons that `firstboot apply --supervisor direct` started in the nodes: by the
+        # PIDs in their pidfiles.
+        for f in "$HN_DIR"/node*/state/run/*.pid; do
+                [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
         done
         for ns in $(ip netns list | awk '{print $1}' | grep "^${HN_ID}-"); do
                 ip netns delete "$ns" 2>/dev/null
