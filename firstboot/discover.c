@@ -234,6 +234,7 @@ static int secrets_generate(struct cluster_secrets *s) {
         random_string(s->cert_key, 64, hex);
         random_string(s->mysql_replication_password, 32, pw);
         random_string(s->registry_password, 32, pw);
+        random_string(s->mysql_rainbond_password, 32, pw);
         randombytes_buf(s->ca_seed, sizeof s->ca_seed);
         return 0;
 }
@@ -249,15 +250,16 @@ static int save_secrets(struct daemon *d) {
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "Cannot create %s: %m", dir);
         sodium_bin2hex(hexseed, sizeof hexseed, d->secrets->ca_seed, sizeof d->secrets->ca_seed);
-        len = 5 * 80 + 4 * WIRE_SECRET_STR_MAX + sizeof hexseed;
+        len = 6 * 80 + 5 * WIRE_SECRET_STR_MAX + sizeof hexseed;
         text = sodium_malloc(len);
         if (!text)
                 return -ENOMEM;
         snprintf(text, len,
                  "join_token=%s\ncert_key=%s\nmysql_replication_password=%s\n"
-                 "registry_password=%s\nca_seed=%s\n",
+                 "registry_password=%s\nmysql_rainbond_password=%s\nca_seed=%s\n",
                  d->secrets->join_token, d->secrets->cert_key,
-                 d->secrets->mysql_replication_password, d->secrets->registry_password, hexseed);
+                 d->secrets->mysql_replication_password, d->secrets->registry_password,
+                 d->secrets->mysql_rainbond_password, hexseed);
         r = write_state(d, "secrets/cluster.env", text, strlen(text), 0600);
         sodium_memzero(hexseed, sizeof hexseed);
         sodium_free(text);
@@ -304,11 +306,12 @@ static int load_secrets(struct daemon *d) {
                 FIELD(cert_key)
                 FIELD(mysql_replication_password)
                 FIELD(registry_password)
+                FIELD(mysql_rainbond_password)
 #undef FIELD
         }
         sodium_memzero(text, strlen(text));
         free(text);
-        if (found != 5) {
+        if (found != 6) {
                 sodium_free(s);
                 return log_error_errno(-EBADMSG, "%s is incomplete; remove it to receive the "
                                                  "secrets again.", path);

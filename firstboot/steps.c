@@ -492,3 +492,34 @@ int steps_print_plan(const struct step *const *steps, size_t n, const struct ste
         }
         return 0;
 }
+
+int step_secret(const struct step_ctx *c, const char *key, char **ret) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t l = strlen(key), size = 0;
+        char *v = NULL;
+        int r;
+
+        if ((r = asprintf_safe(&path, "%s/" STEP_SECRETS_FILE, c->state_dir)) < 0)
+                return r;
+        r = read_full_file(path, &text, &size);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read %s: %m", path);
+        r = -ENOENT;
+        for (char *line = text; line && *line;) {
+                char *nl = strchr(line, '\n');
+
+                if (nl)
+                        *nl = 0;
+                if (strncmp(line, key, l) == 0 && line[l] == '=' && line[l + 1]) {
+                        v = strdup(line + l + 1);
+                        r = v ? 0 : -ENOMEM;
+                        break;
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        explicit_bzero(text, size);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}

@@ -170,6 +170,13 @@ const struct node_info *step_node_info(const struct step_ctx *c, const uint8_t i
 #define KUBE_API_PORT 6443
 /* Not 6443 (the apiserver's own on masters), nor a gateway port. */
 #define KUBE_API_VIP_PORT 16443
+/* The cluster secrets discovery sealed to this node, key=value lines (0600) under the
+ * state directory. Keys: join_token, cert_key, mysql_replication_password,
+ * mysql_rainbond_password, registry_password, ca_seed (64 hex digits). */
+#define STEP_SECRETS_FILE "secrets/cluster.env"
+/* The value of key; -ENOENT if the file lacks it (or it is empty), other errors logged.
+ * The caller wipes (explicit_bzero) and frees it. */
+int step_secret(const struct step_ctx *c, const char *key, char **ret);
 /* Fill ctx from a loaded state (borrowing everything). */
 void step_ctx_init(struct step_ctx *c, const struct config *cfg, const struct bringup_state *s,
                    const char *root, const char *state_dir);

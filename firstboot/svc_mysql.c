@@ -14,7 +14,7 @@
 #define MYSQL_PORT 3306
 #define REPL_USER "replicator"
 #define RAINBOND_USER "rainbond"
-#define SECRETS_FILE "secrets/cluster.env"
+#define SECRETS_FILE STEP_SECRETS_FILE
 #define SETUP_SQL "secrets/mysql-setup.sql"
 /* A primary without any replica acknowledging falls back to asynchronous commits after
  * this long, instead of stalling every write while replicas are down. */
@@ -73,38 +73,6 @@ static const char *mysql_skip(const struct step_ctx *c) {
         if (c->state_dir && secrets_path(c, SECRETS_FILE, &path) >= 0 && access(path, F_OK) < 0)
                 return "no sealed secrets (" SECRETS_FILE ") in the state directory";
         return NULL;
-}
-
-/* key=value from the node's sealed secrets. */
-static int read_secret(const struct step_ctx *c, const char *key, char **ret) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        size_t l = strlen(key), size = 0;
-        char *v = NULL;
-        int r;
-
-        if ((r = secrets_path(c, SECRETS_FILE, &path)) < 0)
-                return r;
-        r = read_full_file(path, &text, &size);
-        if (r < 0)
-                return log_error_errno(r, "Cannot read %s: %m", path);
-        r = -ENOENT;
-        for (char *line = text; line && *line;) {
-                char *nl = strchr(line, '\n');
-
-                if (nl)
-                        *nl = 0;
-                if (strncmp(line, key, l) == 0 && line[l] == '=' && line[l + 1]) {
-                        v = strdup(line + l + 1);
-                        r = v ? 0 : -ENOMEM;
-                        break;
-                }
-                line = nl ? nl + 1 : NULL;
-        }
-        explicit_bzero(text, size);
-        if (r < 0)
-                return r;
-        *ret = v;
-        return 0;
 }
 
 /* A single-quoted SQL string literal. */
@@ -343,15 +311,15 @@ int mysql_render(const struct step_ctx *c, enum mysql_dialect d, struct step_ren
 
         if ((r = mysql_paths_get(c, d, &p)) < 0)
                 return r;
-        r = read_secret(c, "mysql_replication_password", &repl);
+        r = step_secret(c, "mysql_replication_password", &repl);
         if (r < 0)
                 return log_error_errno(r, "No mysql_replication_password in %s/" SECRETS_FILE ".",
                                        c->state_dir);
         /* A separate Rainbond password when the secrets carry one; older sealed secrets
          * have only the replication one. */
-        r = read_secret(c, "mysql_rainbond_password", &rb);
+        r = step_secret(c, "mysql_rainbond_password", &rb);
         if (r == -ENOENT)
-                r = read_secret(c, "mysql_replication_password", &rb);
+                r = step_secret(c, "mysql_replication_password", &rb);
         if (r < 0)
                 return r;
         if ((r = mysql_render_cnf(c, d, &cnf)) < 0 ||

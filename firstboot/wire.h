@@ -187,10 +187,11 @@ struct cluster_secrets {
         char cert_key[WIRE_SECRET_STR_MAX + 1];
         char mysql_replication_password[WIRE_SECRET_STR_MAX + 1];
         char registry_password[WIRE_SECRET_STR_MAX + 1];
+        char mysql_rainbond_password[WIRE_SECRET_STR_MAX + 1]; /* console/region user */
         uint8_t ca_seed[32];
 };
 /* Fixed-size blob (every string padded) so its length reveals nothing. */
-#define WIRE_SECRETS_BLOB_LEN (4 * (1 + WIRE_SECRET_STR_MAX) + 32)
+#define WIRE_SECRETS_BLOB_LEN (5 * (1 + WIRE_SECRET_STR_MAX) + 32)
 int wire_encode_secrets(const struct cluster_secrets *s, uint8_t out[WIRE_SECRETS_BLOB_LEN]);
 int wire_decode_secrets(const uint8_t in[WIRE_SECRETS_BLOB_LEN], struct cluster_secrets *ret);
 

@@ -198,6 +198,7 @@ static const size_t secret_offsets[] = {
         offsetof(struct cluster_secrets, cert_key),
         offsetof(struct cluster_secrets, mysql_replication_password),
         offsetof(struct cluster_secrets, registry_password),
+        offsetof(struct cluster_secrets, mysql_rainbond_password),
 };
 
 int wire_encode_secrets(const struct cluster_secrets *s, uint8_t out[WIRE_SECRETS_BLOB_LEN]) {
