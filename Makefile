@@ -10,8 +10,12 @@ DEB_PACKAGES += keepalived haproxy socat
 DEB_PACKAGES += spin
 DEB_PACKAGES += mariadb-server mariadb-client
 DEB_PACKAGES += etcd-server etcd-client
+DEB_PACKAGES += procps
+DEB_PACKAGES += docker-registry curl libcrypt-dev
+DEB_PACKAGES += libssl-dev openssl ca-certificates
 
-PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev json-c libsodium
+PKGS := yaml-0.1 libnl-3.0 libnl-route-3.0 blkid libudev json-c libsodium libcrypto
+PKGS += libcrypt
 # libparted: headers only; diskapply.c dlopen()s it when a disk is partitioned.
 PARTED_CFLAGS := $(shell pkg-config --cflags libparted 2>/dev/null)
 
@@ -100,6 +104,10 @@ bench: deps
 	$(MAKE) --no-print-directory firstboot
 	@firstboot/tests/bench.sh $(BUILD)
 	@qemu-tests/netns/bench-discovery.sh $(BUILD)
+	$(MAKE) --no-print-directory $(BUILD)/tools/vip-probe
+	@qemu-tests/netns/bench-vip.sh $(BUILD)
+	@qemu-tests/netns/bench-bringup.sh $(BUILD)
+	@qemu-tests/netns/bench-mysql.sh $(BUILD)
 
 clean:
 	rm -rf build

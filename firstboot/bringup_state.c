@@ -16,7 +16,14 @@ static const struct step *const known_steps[] = {
         &step_keepalived,
         &step_haproxy,
         &step_mysql,
+        &step_mysql_external,
         &step_etcd,
+        &step_pki,
+        &step_registry,
+        &step_registry_trust,
+        &step_images,
+        &step_kubernetes,
+        &step_rainbond,
 };
 
 const struct step *const *steps_all(size_t *ret_n) {

@@ -31,6 +31,8 @@ static void apply_help(FILE *f) {
                 "      --attempts N            tries per step before giving up (default 3)\n"
                 "      --backoff-ms MS         wait before the 2nd try, doubled after (default %d)\n"
                 "      --recheck               check steps the journal has as done, too\n"
+                "      --only STEP             run just STEP, leave the others as they are\n"
+                "                              (contract tests, repair)\n"
                 "  -h, --help                  this text\n",
                 BACKOFF_MS_DEFAULT);
 }
@@ -57,7 +59,7 @@ static int parse_uint(const char *s, unsigned max, unsigned *ret) {
 
 static int parse_opts(int argc, char **argv, struct apply_opts *o, bool *ret_done) {
         enum { ARG_STATE_DIR = 0x100, ARG_ROOT, ARG_SUPERVISOR, ARG_MACHINE_ID, ARG_ATTEMPTS,
-               ARG_BACKOFF, ARG_RECHECK };
+               ARG_BACKOFF, ARG_RECHECK, ARG_ONLY };
         static const struct option options[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "root", required_argument, NULL, ARG_ROOT },
@@ -66,6 +68,7 @@ static int parse_opts(int argc, char **argv, struct apply_opts *o, bool *ret_don
                 { "attempts", required_argument, NULL, ARG_ATTEMPTS },
                 { "backoff-ms", required_argument, NULL, ARG_BACKOFF },
                 { "recheck", no_argument, NULL, ARG_RECHECK },
+                { "only", required_argument, NULL, ARG_ONLY },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -106,6 +109,21 @@ static int parse_opts(int argc, char **argv, struct apply_opts *o, bool *ret_don
                 case ARG_RECHECK:
                         o->step.recheck = true;
                         break;
+                case ARG_ONLY: {
+                        size_t n;
+                        const struct step *const *all = steps_all(&n);
+                        bool known = false;
+
+                        for (size_t i = 0; i < n && !known; i++)
+                                known = streq(all[i]->name, optarg);
+                        if (!known) {
+                                log_error("apply: --only: no step is named '%s'; `firstboot plan "
+                                          "--steps` lists them.", optarg);
+                                return 2;
+                        }
+                        o->step.only = optarg;
+                        break;
+                }
                 case 'h':
                         apply_help(stdout);
                         *ret_done = true;

@@ -23,7 +23,7 @@
 
 static void install_help(void) {
         printf("Usage: firstboot install --image FILE[.zst] [--disk PATH]... [--force] [--dry-run]\n"
-               "                         [--include-virtual] [--reboot]\n"
+               "                         [--include-virtual] [--reboot] [--root DIR --root-uuid UUID]\n"
                "\n"
                "Write the raw system image FILE to a disk. Without --disk the smallest blank\n"
                "disk that holds the image is chosen (larger disks stay free for data).\n"
@@ -40,6 +40,10 @@ static void install_help(void) {
                "      --include-virtual  consider loop, md, dm devices too\n"
                "      --dry-run          say which disk would be written, write nothing\n"
                "      --reboot           reboot after a successful install\n"
+               "      --root DIR         then make the image's \"root\" GPT partition an ext4\n"
+               "                         holding DIR (the ISO's live root: the ISO carries the\n"
+               "                         system once, FILE only the boot area)\n"
+               "      --root-uuid UUID   that file system's UUID (the one GRUB and fstab name)\n"
                "  -h, --help             this text\n");
 }
 
@@ -240,6 +244,81 @@ static int write_image(const char *image, const struct disk *d, uint64_t size) {
         return 0;
 }
 
+static uint64_t get_le(const uint8_t *p, size_t n) {
+        uint64_t v = 0;
+
+        for (size_t i = 0; i < n; i++)
+                v |= (uint64_t)p[i] << (8 * i);
+        return v;
+}
+
+/* The byte range of the GPT partition named "root" on the disk just written (512-byte
+ * sectors, as imagebuild writes them). */
+static int find_root_partition(int fd, const char *disk, uint64_t *ret_offset,
+                               uint64_t *ret_size) {
+        static const char name[] = "root";
+        uint8_t h[512], e[128];
+        uint64_t lba;
+        uint32_t n, esz;
+
+        if (pread(fd, h, sizeof h, 512) != (ssize_t)sizeof h || memcmp(h, "EFI PART", 8) != 0)
+                return log_error_errno(-EBADMSG, "install: %s: no GPT after writing the image; "
+                                       "is it imagebuild's boot image?", disk);
+        lba = get_le(h + 72, 8);
+        n = (uint32_t)get_le(h + 80, 4);
+        esz = (uint32_t)get_le(h + 84, 4);
+        for (uint32_t i = 0; i < n && i < 128 && esz >= sizeof e; i++) {
+                bool match = true;
+                uint64_t first, last;
+
+                if (pread(fd, e, sizeof e, (off_t)(lba * 512 + (uint64_t)i * esz)) !=
+                    (ssize_t)sizeof e)
+                        return log_error_errno(-EIO, "install: %s: cannot read the GPT", disk);
+                for (size_t k = 0; k <= strlen(name); k++)
+                        if (e[56 + 2 * k] != (uint8_t)name[k] || e[57 + 2 * k] != 0)
+                                match = false;
+                if (!match)
+                        continue;
+                first = get_le(e + 32, 8);
+                last = get_le(e + 40, 8);
+                if (last < first)
+                        break;
+                *ret_offset = first * 512;
+                *ret_size = (last - first + 1) * 512;
+                return 0;
+        }
+        return log_error_errno(-ENOENT, "install: %s: the image has no GPT partition named "
+                               "\"root\"; is it imagebuild's boot image?", disk);
+}
+
+/* The root file system made in place from the live root: mke2fs writes at the
+ * partition's offset, so no partition device node has to appear first. */
+static int write_root(const char *disk, const char *root, const char *uuid) {
+        _cleanup_free_ char *opts = NULL, *size = NULL, *out = NULL;
+        _cleanup_close_ int fd = open(disk, O_RDONLY | O_CLOEXEC);
+        uint64_t off = 0, sz = 0;
+        int r;
+
+        if (fd < 0)
+                return log_error_errno(errno, "install: cannot open %s: %m", disk);
+        r = find_root_partition(fd, disk, &off, &sz);
+        if (r < 0)
+                return r;
+        if (asprintf_safe(&opts, "offset=%llu,nodiscard", (unsigned long long)off) < 0 ||
+            asprintf_safe(&size, "%lluk", (unsigned long long)(sz / 1024)) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        log_info("install: copying the system from %s into the root partition", root);
+        char *argv[] = { "mkfs.ext4", "-q", "-F", "-L", "rainboot-root", "-U", (char *)uuid,
+                         "-E", opts, "-d", (char *)root, (char *)disk, size, NULL };
+        r = run_command(argv, &out);
+        if (r != 0)
+                return log_error_errno(-EIO, "install: mkfs.ext4 -d %s on %s failed: %s", root,
+                                       disk, out ? out : "");
+        if (fsync(fd) < 0)
+                return log_error_errno(errno, "install: flushing %s: %m", disk);
+        return 0;
+}
+
 /* Refused only for its contents, which --force may overwrite; the system, the boot
  * medium and busy or read-only disks stay refused whatever the options. */
 static bool only_data_in_the_way(const struct disk *d) {
@@ -248,7 +327,8 @@ static bool only_data_in_the_way(const struct disk *d) {
 }
 
 int cmd_install(const struct ctx *ctx, int argc, char **argv) {
-        enum { ARG_IMAGE = 0x100, ARG_DISK, ARG_FORCE, ARG_VIRTUAL, ARG_DRY_RUN, ARG_REBOOT };
+        enum { ARG_IMAGE = 0x100, ARG_DISK, ARG_FORCE, ARG_VIRTUAL, ARG_DRY_RUN, ARG_REBOOT,
+               ARG_ROOT, ARG_ROOT_UUID };
         static const struct option options[] = {
                 { "image", required_argument, NULL, ARG_IMAGE },
                 { "disk", required_argument, NULL, ARG_DISK },
@@ -256,6 +336,8 @@ int cmd_install(const struct ctx *ctx, int argc, char **argv) {
                 { "include-virtual", no_argument, NULL, ARG_VIRTUAL },
                 { "dry-run", no_argument, NULL, ARG_DRY_RUN },
                 { "reboot", no_argument, NULL, ARG_REBOOT },
+                { "root", required_argument, NULL, ARG_ROOT },
+                { "root-uuid", required_argument, NULL, ARG_ROOT_UUID },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -264,7 +346,7 @@ int cmd_install(const struct ctx *ctx, int argc, char **argv) {
         _cleanup_disk_plan_ struct disk_plan *plan = NULL;
         _cleanup_strv_free_ char **only = NULL;
         struct disk_filter filter = {};
-        const char *image = NULL;
+        const char *image = NULL, *root = NULL, *root_uuid = NULL;
         bool force = false, dry_run = false, reboot = false;
         const struct disk *target = NULL;
         uint64_t size = 0;
@@ -293,6 +375,12 @@ int cmd_install(const struct ctx *ctx, int argc, char **argv) {
                 case ARG_REBOOT:
                         reboot = true;
                         break;
+                case ARG_ROOT:
+                        root = optarg;
+                        break;
+                case ARG_ROOT_UUID:
+                        root_uuid = optarg;
+                        break;
                 case 'h':
                         install_help();
                         return 0;
@@ -309,6 +397,13 @@ int cmd_install(const struct ctx *ctx, int argc, char **argv) {
                 log_error("install: --force needs --disk PATH: name the disk to overwrite.");
                 return 2;
         }
+        if (!root != !root_uuid) {
+                log_error("install: --root and --root-uuid go together: the root's UUID is "
+                          "the one the image's GRUB and fstab name.");
+                return 2;
+        }
+        if (root && access(root, R_OK | X_OK) < 0)
+                return log_error_errno(errno, "install: cannot read the root tree %s: %m", root);
         r = image_size(image, &size);
         if (r < 0)
                 return r;
@@ -361,6 +456,8 @@ int cmd_install(const struct ctx *ctx, int argc, char **argv) {
         if (dry_run)
                 return 0;
         r = write_image(image, target, size);
+        if (r >= 0 && root)
+                r = write_root(target->path, root, root_uuid);
         if (r < 0)
                 return r;
         log_info("install: done; the root filesystem grows to fill %s on its first boot",

@@ -20,6 +20,7 @@ int cmd_discover(const struct ctx *ctx, int argc, char **argv);
 int cmd_install(const struct ctx *ctx, int argc, char **argv);
 int cmd_apply(const struct ctx *ctx, int argc, char **argv);
 int cmd_status(const struct ctx *ctx, int argc, char **argv);
+int cmd_db(const struct ctx *ctx, int argc, char **argv);
 
 /* Load --config, apply --cmdline overrides, print every problem. Shared by commands. */
 struct config;

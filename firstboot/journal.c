@@ -66,6 +66,7 @@ int journal_to_json(const struct journal *j, char **ret) {
                     (r = json_add_u64(s, "attempts", e->attempts)) < 0 ||
                     (r = json_add_str(s, "hash", e->hash)) < 0 ||
                     (r = json_add_u64(s, "updated", e->updated)) < 0 ||
+                    (r = json_add_u64(s, "started", e->started)) < 0 ||
                     (r = json_add_str_or_null(s, "note", e->note)) < 0)
                         return r;
                 if (e->failure.command) {
@@ -122,6 +123,8 @@ static int parse_entry(struct json_object *s, struct journal_entry *e) {
                 e->attempts = (unsigned)json_object_get_int64(v);
         if (json_object_object_get_ex(s, "updated", &v))
                 e->updated = (uint64_t)json_object_get_int64(v);
+        if (json_object_object_get_ex(s, "started", &v))
+                e->started = (uint64_t)json_object_get_int64(v);
         if (note && !(e->note = strdup(note)))
                 return -ENOMEM;
         if (json_object_object_get_ex(s, "failure", &fo) &&

@@ -6,6 +6,8 @@
 enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 void log_set_max_level(enum log_level l);
+/* The name messages are prefixed with ("firstboot" unless set). */
+void log_set_program(const char *name);
 enum log_level log_get_max_level(void);
 
 /* Logs to stderr, prefixed with the level when not info. `%m` expands to strerror(error).

@@ -22,6 +22,7 @@ static const struct {
         { "plan", cmd_plan, "--explain|--steps", "roles of every node and why; what apply would do" },
         { "apply", cmd_apply, "[--supervisor KIND]", "bring up this node's services" },
         { "status", cmd_status, "[--json]", "node, roles, peers, step states" },
+        { "db", cmd_db, "status|promote", "MySQL members; promote a replica" },
         { "install", cmd_install, "--image FILE", "write the system to a safe disk" },
 };
 

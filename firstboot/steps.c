@@ -290,8 +290,11 @@ static int journal_mark(struct journal *j, struct journal_entry *e, enum step_st
                 return -ENOMEM;
         free(e->note);
         e->note = n;
-        e->state = state;
         e->updated = (uint64_t)time(NULL);
+        /* Retries and a resumed step keep the start of their first attempt. */
+        if (e->state != STEP_RUNNING)
+                e->started = e->updated;
+        e->state = state;
         if (state != STEP_FAILED)
                 cmd_failure_done(&e->failure);
         r = journal_save(j, state_dir);
@@ -419,6 +422,8 @@ int steps_run(const struct step *const *steps, size_t n, const struct step_ctx *
         for (size_t i = 0; i < n; i++) {
                 struct journal_entry *e;
 
+                if (o->only && !streq(order[i]->name, o->only))
+                        continue;
                 r = journal_get(&j, order[i]->name, &e);
                 if (r < 0)
                         return log_error_errno(r, "Step %s: cannot record it: %m", order[i]->name);

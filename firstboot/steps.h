@@ -91,7 +91,14 @@ int step_apply_default(const struct step_ctx *c, const struct step_render *r, bo
 extern const struct step step_haproxy;
 extern const struct step step_keepalived;
 extern const struct step step_mysql;
+extern const struct step step_mysql_external;
 extern const struct step step_etcd;
+extern const struct step step_pki;
+extern const struct step step_registry;
+extern const struct step step_registry_trust;
+extern const struct step step_images;
+extern const struct step step_kubernetes;
+extern const struct step step_rainbond;
 const struct step *const *steps_all(size_t *ret_n);
 
 /* Dependency order, stable by input order among independent steps. -ELOOP for a cycle,
@@ -114,6 +121,7 @@ struct journal_entry {
         unsigned attempts;           /* apply calls, over all runs */
         char hash[33];               /* of the rendered output it finished with */
         uint64_t updated;            /* unix seconds */
+        uint64_t started;            /* unix seconds: when it left a settled state (duration) */
         char *note;                  /* skip reason or error text */
         struct cmd_failure failure;  /* last failing command, when FAILED */
 };
@@ -133,6 +141,8 @@ struct step_opts {
         unsigned max_attempts; /* per run; 0 = 3 */
         unsigned backoff_ms;   /* before the 2nd attempt, doubled after each; 0 = none */
         bool recheck;          /* also run check() for steps the journal has as done */
+        const char *only;      /* run just this step, the others left as they are (tests,
+                                * repair); NULL = all */
 };
 
 /* Run the wanted steps in dependency order. Returns 0 when all are done or skipped, or

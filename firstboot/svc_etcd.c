@@ -5,14 +5,14 @@
  * same binary and file. Only for kubeadm, which uses it as external etcd: RKE2 embeds its
  * own.
  *
- * Plain http for now: the cluster PKI (issue 4 item 2) does not exist yet, and a
- * self-made certificate here would have to be replaced anyway. When it lands, the
- * client/peer URLs become https and the *-transport-security sections get the cluster
- * certificates. */
+ * TLS on both sides with the cluster PKI (the pki step): clients and peers must present
+ * a certificate the cluster CA signed, so only the cluster's own nodes reach the data
+ * Kubernetes keeps there. */
 #include <arpa/inet.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "pki.h"
 #include "steps.h"
 #include "util.h"
 
@@ -27,11 +27,17 @@
 #define NAME_BUF (2 * NODE_ID_LEN + 1 > NODE_HOSTNAME_MAX + 1 ? 2 * NODE_ID_LEN + 1 : NODE_HOSTNAME_MAX + 1)
 
 static const char *etcd_skip(const struct step_ctx *c) {
+        _cleanup_free_ char *secrets = NULL;
+
         /* Two etcd clusters on one node would fight over 2379/2380. */
         if (c->cfg->k8s == K8S_RKE2)
                 return "kubernetes.distribution is rke2: its servers run their own embedded etcd";
         if (!(c->self->roles & ROLE_ETCD))
                 return "not an etcd member (etcd runs on the masters)";
+        /* No seed, no certificates (the pki step skips too): etcd would not start. */
+        if (c->state_dir && asprintf_safe(&secrets, "%s/" STEP_SECRETS_FILE, c->state_dir) >= 0 &&
+            access(secrets, F_OK) < 0)
+                return "no sealed secrets (" STEP_SECRETS_FILE "): no cluster certificates for its TLS";
         return NULL;
 }
 
@@ -59,6 +65,7 @@ static int member_address(const struct step_ctx *c, const struct node_plan *np,
 }
 
 static int render_conf(const struct step_ctx *c, const char *data_dir, char **ret) {
+        _cleanup_free_ char *ca = NULL, *crt = NULL, *key = NULL;
         char self[INET_ADDRSTRLEN], name[NAME_BUF], digest[2 * DIGEST_LEN + 1];
         char *buf = NULL;
         size_t size = 0, n_members = 0;
@@ -69,6 +76,8 @@ static int render_conf(const struct step_ctx *c, const char *data_dir, char **re
         if (r < 0)
                 return r;
         member_name(c->self, name);
+        if ((r = pki_ca_path(c, &ca)) < 0 || (r = pki_paths(c, "etcd", &crt, &key)) < 0)
+                return r;
         hex_encode(c->plan->digest, DIGEST_LEN, digest);
         f = open_memstream(&buf, &size);
         if (!f)
@@ -77,19 +86,28 @@ static int render_conf(const struct step_ctx *c, const char *data_dir, char **re
          * accept each other's members, and every member derives the same one. */
         fprintf(f,
                 "# Rendered by firstboot from plan %.16s (epoch %u); `firstboot apply` rewrites it.\n"
-                "# Plain http until the cluster PKI exists (issue 4 item 2).\n"
                 "name: '%s'\n"
                 "data-dir: '%s'\n"
-                "listen-client-urls: 'http://%s:%u,http://127.0.0.1:%u'\n"
-                "advertise-client-urls: 'http://%s:%u'\n"
-                "listen-peer-urls: 'http://%s:%u'\n"
-                "initial-advertise-peer-urls: 'http://%s:%u'\n"
+                "listen-client-urls: 'https://%s:%u,https://127.0.0.1:%u'\n"
+                "advertise-client-urls: 'https://%s:%u'\n"
+                "listen-peer-urls: 'https://%s:%u'\n"
+                "initial-advertise-peer-urls: 'https://%s:%u'\n"
+                "client-transport-security:\n"
+                "  cert-file: '%s'\n"
+                "  key-file: '%s'\n"
+                "  trusted-ca-file: '%s'\n"
+                "  client-cert-auth: true\n"
+                "peer-transport-security:\n"
+                "  cert-file: '%s'\n"
+                "  key-file: '%s'\n"
+                "  trusted-ca-file: '%s'\n"
+                "  client-cert-auth: true\n"
                 "initial-cluster-token: 'rainboot-%.32s'\n"
                 "initial-cluster-state: 'new'\n"
                 "initial-cluster: '",
                 digest, c->plan->epoch, name, data_dir, self, ETCD_CLIENT_PORT,
                 ETCD_CLIENT_PORT, self, ETCD_CLIENT_PORT, self, ETCD_PEER_PORT, self,
-                ETCD_PEER_PORT, digest);
+                ETCD_PEER_PORT, crt, key, ca, crt, key, ca, digest);
         for (size_t i = 0; i < c->plan->n; i++) {
                 const struct node_plan *np = &c->plan->nodes[i];
                 char addr[INET_ADDRSTRLEN], peer[NAME_BUF];
@@ -103,7 +121,7 @@ static int render_conf(const struct step_ctx *c, const char *data_dir, char **re
                         return r;
                 }
                 member_name(np, peer);
-                fprintf(f, "%s%s=http://%s:%u", n_members++ ? "," : "", peer, addr,
+                fprintf(f, "%s%s=https://%s:%u", n_members++ ? "," : "", peer, addr,
                         ETCD_PEER_PORT);
         }
         fputs("'\n", f);
@@ -160,8 +178,11 @@ static int etcd_render(const struct step_ctx *c, struct step_render *ret) {
         return 0;
 }
 
+static const char *const etcd_after[] = { "pki", NULL };
+
 const struct step step_etcd = {
         .name = "etcd",
+        .after = etcd_after,
         .skip_reason = etcd_skip,
         .render = etcd_render,
 };

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 
 #include "log.h"
+#include "registry.h"
 #include "steps.h"
+#include "svc_kube.h"
 #include "util.h"
 
 #define HAPROXY_CFG "/etc/haproxy/haproxy.cfg"
@@ -19,11 +21,83 @@ static const char *haproxy_skip(const struct step_ctx *c) {
         return NULL;
 }
 
+/* RKE2 servers and agents register at the VIP (svc_kube.h): forwarded to every master's
+ * supervisor port, like the API. */
+static void render_rke2_registration(const struct step_ctx *c, FILE *f) {
+        fprintf(f, "\n"
+                "# RKE2's registration address on the VIP: %u, as the masters' own rke2 server holds\n"
+                "# %u on every address.\n"
+                "frontend rke2-registration\n"
+                "    bind :%u\n"
+                "    default_backend rke2-registration\n"
+                "\n"
+                "backend rke2-registration\n"
+                "    balance roundrobin\n"
+                "    default-server inter 2s fall 3 rise 2\n",
+                KUBE_RKE2_VIP_REGISTRATION_PORT, KUBE_RKE2_REGISTRATION_PORT,
+                KUBE_RKE2_VIP_REGISTRATION_PORT);
+        for (size_t i = 0; i < c->plan->n; i++) {
+                const struct node_plan *np = &c->plan->nodes[i];
+                const struct node_info *ni = step_node_info(c, np->id);
+                char addr[INET_ADDRSTRLEN], hex[2 * NODE_ID_LEN + 1];
+
+                if (!(np->roles & ROLE_MASTER) || !ni || ni->n_addrs == 0)
+                        continue;
+                node_id_to_hex(np->id, hex);
+                inet_ntop(AF_INET, &ni->addrs[0], addr, sizeof addr);
+                fprintf(f, "    server %s%s%.8s %s:%u check\n", np->hostname,
+                        np->hostname[0] ? "-" : "m-", hex, addr, KUBE_RKE2_REGISTRATION_PORT);
+        }
+}
+
+/* VIP:5000 to every registry node's own address:5000 (registry.h). */
+static int render_registry(const struct step_ctx *c, FILE *f) {
+        char vip[INET_ADDRSTRLEN];
+
+        inet_ntop(AF_INET, &c->cfg->vip.addr, vip, sizeof vip);
+        fprintf(f,
+                "\n"
+                "# The registry: " REGISTRY_HOST " resolves to the VIP on every node. Bound to the\n"
+                "# VIP alone, as the registry node (a gateway) serves :%u on its own address;\n"
+                "# where the VIP is not held that needs net.ipv4.ip_nonlocal_bind=1 (sysctl.d).\n"
+                "frontend registry\n"
+                "    bind %s:%u\n"
+                "    default_backend registry\n"
+                "\n"
+                "backend registry\n"
+                "    # A push is many requests on several connections: one client, one registry.\n"
+                "    balance source\n"
+                "    # The registry answers /v2/ with 401 without credentials: it serves. TLS is\n"
+                "    # checked end to end by the clients (cluster CA); this is only a probe.\n"
+                "    option httpchk GET /v2/\n"
+                "    http-check expect rstatus ^(200|401)$\n"
+                "    default-server inter 2s fall 3 rise 2 check-ssl verify none\n",
+                REGISTRY_PORT, vip, REGISTRY_PORT);
+        for (size_t i = 0; i < c->plan->n; i++) {
+                const struct node_plan *np = &c->plan->nodes[i];
+                const struct node_info *ni;
+                char addr[INET_ADDRSTRLEN], hex[2 * NODE_ID_LEN + 1];
+
+                if (!(np->roles & ROLE_REGISTRY))
+                        continue;
+                node_id_to_hex(np->id, hex);
+                ni = step_node_info(c, np->id);
+                if (!ni || ni->n_addrs == 0)
+                        return log_error_errno(-EADDRNOTAVAIL, "The committed view has no address "
+                                                               "for registry node %s.", hex);
+                inet_ntop(AF_INET, &ni->addrs[0], addr, sizeof addr);
+                fprintf(f, "    server %s%s%.8s %s:%u check\n", np->hostname,
+                        np->hostname[0] ? "-" : "r-", hex, addr, REGISTRY_PORT);
+        }
+        return 0;
+}
+
 static int render_cfg(const struct step_ctx *c, char **ret) {
         char digest[2 * DIGEST_LEN + 1];
         char *buf = NULL;
         size_t size = 0, n_servers = 0;
         FILE *f;
+        int r;
 
         hex_encode(c->plan->digest, DIGEST_LEN, digest);
         f = open_memstream(&buf, &size);
@@ -77,6 +151,16 @@ static int render_cfg(const struct step_ctx *c, char **ret) {
                 fprintf(f, "    server %s%s%.8s %s:%u check\n", np->hostname,
                         np->hostname[0] ? "-" : "m-", hex, addr, KUBE_API_PORT);
                 n_servers++;
+        }
+        if (c->cfg->k8s == K8S_RKE2)
+                render_rke2_registration(c, f);
+        if (n_servers > 0 && registry_in_cluster(c)) {
+                r = render_registry(c, f);
+                if (r < 0) {
+                        fclose(f);
+                        free(buf);
+                        return r;
+                }
         }
         if (fclose(f) != 0) {
                 free(buf);

@@ -121,10 +121,9 @@ static int render_conf(const struct step_ctx *c, const char *check_path, const c
                 "    virtual_router_id %u\n"
                 "    priority %u\n"
                 "    advert_int " ADVERT_INT "\n"
-                "    nopreempt\n"
-                "    unicast_src_ip %s\n",
+                "    nopreempt\n",
                 digest, c->plan->epoch, c->self->hostname[0] ? c->self->hostname : self,
-                check_path, iface, c->cfg->vip_router_id, c->self->vrrp_priority, self);
+                check_path, iface, c->cfg->vip_router_id, c->self->vrrp_priority);
         for (size_t i = 0; i < c->plan->n; i++) {
                 const struct node_plan *np = &c->plan->nodes[i];
                 const struct node_info *ni;
@@ -144,7 +143,11 @@ static int render_conf(const struct step_ctx *c, const char *check_path, const c
                                                hex);
                 }
                 inet_ntop(AF_INET, &ni->addrs[0], peer, sizeof peer);
-                fprintf(f, "%s        %s\n", n_peers++ == 0 ? "    unicast_peer {\n" : "", peer);
+                /* A lone gateway has no peer: keepalived rejects unicast_src_ip without
+                 * unicast peers, and multicast adverts would go nowhere useful anyway. */
+                if (n_peers++ == 0)
+                        fprintf(f, "    unicast_src_ip %s\n    unicast_peer {\n", self);
+                fprintf(f, "        %s\n", peer);
         }
         if (n_peers > 0)
                 fputs("    }\n", f);

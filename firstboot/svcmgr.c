@@ -241,7 +241,8 @@ static int log_tail(const char *path, char **ret) {
 /* Double fork: the daemon is re-parented away from firstboot, so it outlives `firstboot
  * apply` (and a kill -9 of it) like a unit outlives systemctl. An exec failure comes
  * back through a close-on-exec pipe. */
-static int direct_spawn(const char *log_path, char *const argv[], pid_t *ret_pid) {
+static int direct_spawn(const char *log_path, const char *pid_path, char *const argv[],
+                        pid_t *ret_pid) {
         int pidpipe[2], errpipe[2], status;
         pid_t child, daemon_pid = 0;
         int exec_errno = 0;
@@ -287,6 +288,21 @@ static int direct_spawn(const char *log_path, char *const argv[], pid_t *ret_pid
                         _exit(127);
                 }
                 signal(SIGPIPE, SIG_DFL);
+                /* The daemon's pid is on disk before the daemon runs: if firstboot is
+                 * killed from here on, the rerun finds it instead of starting a second
+                 * one (which would fail on its ports or take the datadir twice). */
+                {
+                        char pidtext[16];
+                        int len = snprintf(pidtext, sizeof pidtext, "%d\n", (int)getpid());
+
+                        int k = write_file_atomic(pid_path, pidtext, (size_t)len, 0644);
+
+                        if (k < 0) {
+                                int e = -k;
+                                (void)!write(errpipe[1], &e, sizeof e);
+                                _exit(127);
+                        }
+                }
                 execvp(argv[0], argv);
                 exec_errno = errno;
                 (void)!write(errpipe[1], &exec_errno, sizeof exec_errno);
@@ -315,7 +331,7 @@ static int direct_spawn(const char *log_path, char *const argv[], pid_t *ret_pid
 }
 
 static int direct_start(struct svcmgr *m, const struct svc_spec *s, struct cmd_failure *f) {
-        _cleanup_free_ char *pidpath = NULL, *logpath = NULL, *pidtext = NULL, *tail = NULL;
+        _cleanup_free_ char *pidpath = NULL, *logpath = NULL, *tail = NULL;
         pid_t pid = 0;
         int r;
 
@@ -329,19 +345,12 @@ static int direct_start(struct svcmgr *m, const struct svc_spec *s, struct cmd_f
         for (char **p = s->stale_files; p && *p; p++)
                 if (unlink(*p) < 0 && errno != ENOENT)
                         return log_debug_errno(-errno, "Cannot remove %s: %m", *p);
-        r = direct_spawn(logpath, s->argv, &pid);
+        r = direct_spawn(logpath, pidpath, s->argv, &pid);
         if (r < 0) {
                 char msg[128];
 
                 snprintf(msg, sizeof msg, "cannot execute %s: %s", s->argv[0], strerror(-r));
                 cmd_failure_set(f, s->argv, r, msg);
-                return r;
-        }
-        if (asprintf_safe(&pidtext, "%d\n", (int)pid) < 0)
-                return -ENOMEM;
-        r = write_file_atomic(pidpath, pidtext, strlen(pidtext), 0644);
-        if (r < 0) {
-                kill(pid, SIGTERM);
                 return r;
         }
         sleep_ms(START_SETTLE_MS);

@@ -54,6 +54,15 @@ struct build {
         bool reproducible;      /* SOURCE_DATE_EPOCH is set */
         time_t epoch;
         char key[65];           /* rootfs cache key */
+        const char *scratch;    /* --work: scratch space, and the unpacked bases */
+        char *base;             /* the unpacked rootfs: the lower layer */
+        char *top;              /* what this build adds: the upper layer */
+        char *ovl_work;
+        char *base_sq;          /* cached squashfs of base */
+        bool ovl_mounted;       /* root = overlay of top on base */
+        char root_uuid[37];
+        double stage_secs[16];
+        const char *stage_names[16];
 };
 
 static double elapsed(const struct timespec *t0) {
@@ -82,6 +91,10 @@ static void stage_begin(struct build *b, const char *name) {
 }
 
 static void stage_end(struct build *b) {
+        if (b->stage > 0 && b->stage <= ELEMENTSOF(b->stage_secs)) {
+                b->stage_secs[b->stage - 1] = elapsed(&b->stage_start);
+                b->stage_names[b->stage - 1] = b->stage_name;
+        }
         log_info("[%u/%u] %s: done in %.1f s", b->stage, b->n_stages, b->stage_name,
                  elapsed(&b->stage_start));
         blog(b, "==== %s: done in %.1f s\n", b->stage_name, elapsed(&b->stage_start));
@@ -308,6 +321,29 @@ static int all_packages(const struct image_spec *s, char ***ret) {
         return 0;
 }
 
+int cmd_packages(int argc, char **argv) {
+        _cleanup_image_spec_ struct image_spec *spec = NULL;
+        _cleanup_strv_free_ char **pkgs = NULL;
+        struct diag d = {};
+        int r;
+
+        if (argc != 2) {
+                log_error("Usage: imagebuild packages SPEC");
+                return 2;
+        }
+        r = image_spec_parse_file(argv[1], &spec, &d);
+        diag_log(&d);
+        diag_clear(&d);
+        if (r < 0)
+                return r;
+        r = all_packages(spec, &pkgs);
+        if (r < 0)
+                return log_error_errno(r, "packages: %m");
+        for (size_t i = 0; pkgs[i]; i++)
+                printf("%s\n", pkgs[i]);
+        return 0;
+}
+
 static int stage_rootfs(struct build *b, char **ret_tar) {
         _cleanup_strv_free_ char **sources = NULL, **pkgs = NULL, **argv = NULL;
         _cleanup_free_ char *tar = NULL, *tmp = NULL, *include = NULL;
@@ -388,9 +424,22 @@ static int stage_rootfs(struct build *b, char **ret_tar) {
 
 /* ---- overlay ---- */
 
+static int clamp_times(struct build *b, const char *dir, bool atimes);
+
 /* No file newer than SOURCE_DATE_EPOCH: files written by this build (firstboot, overlays
  * as checked out, manifests) would otherwise carry the build's own time. */
 static int clamp_mtimes(struct build *b, const char *dir) {
+        return clamp_times(b, dir, false);
+}
+
+/* And every access time SOURCE_DATE_EPOCH (mkfs.ext4 -d copies them), in the base: its
+ * files are never read through a path that marks them accessed again. */
+static int clamp_base_times(struct build *b, const char *dir) {
+        return clamp_times(b, dir, true);
+}
+
+/* With SOURCE_DATE_EPOCH: mtimes clamped to it, atimes too or set to it. */
+static int clamp_times(struct build *b, const char *dir, bool atimes) {
         char *paths[] = { (char *)dir, NULL };
         FTS *fts;
         FTSENT *e;
@@ -406,8 +455,11 @@ static int clamp_mtimes(struct build *b, const char *dir) {
 
                 if (e->fts_info == FTS_DP || !e->fts_statp || e->fts_info == FTS_NS)
                         continue;
-                if (e->fts_statp->st_mtime < b->epoch)
-                        continue;
+                if (e->fts_statp->st_mtime < b->epoch) {
+                        if (!atimes)
+                                continue;
+                        ts[1] = e->fts_statp->st_mtim;
+                }
                 if (utimensat(AT_FDCWD, e->fts_path, ts, AT_SYMLINK_NOFOLLOW) < 0) {
                         r = log_error_errno(errno, "stage %s: cannot set the time of %s: %m",
                                             b->stage_name, e->fts_path);
@@ -429,19 +481,152 @@ static int copy_file(const char *from, const char *to, mode_t mode) {
         return write_file_atomic(to, data, size, mode);
 }
 
-static int stage_overlay(struct build *b, const char *tar) {
-        _cleanup_free_ char *p = NULL, *src = NULL;
+/* Whatever differs between two mmdebstrap runs of the same inputs, or is per node, leaves
+ * the shared base: logs, caches, host keys (made on first boot), the machine id. */
+static int base_fixups(struct build *b) {
+        static const char *const remove_globs[] = {
+                "etc/apt/apt.conf.d/99mmdebstrap", "etc/ssh/ssh_host_*", "var/log/*.log",
+                "var/log/apt/*", "var/cache/ldconfig/aux-cache", "var/cache/apt/*.bin",
+                "var/lib/dbus/machine-id", "var/cache/debconf/*-old", "var/lib/dpkg/*-old",
+                "etc/*-", "var/lib/systemd/random-seed",
+        };
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(remove_globs); i++) {
+                _cleanup_free_ char *pat = NULL;
+                glob_t g = {};
+
+                if (asprintf_safe(&pat, "%s/%s", b->base, remove_globs[i]) < 0)
+                        return -ENOMEM;
+                if (glob(pat, 0, NULL, &g) == 0)
+                        for (size_t k = 0; k < g.gl_pathc; k++)
+                                if (unlink(g.gl_pathv[k]) < 0 && errno != ENOENT &&
+                                    errno != EISDIR) {
+                                        r = -errno;
+                                        globfree(&g);
+                                        return log_error_errno(r, "stage base: cannot remove "
+                                                               "%s: %m", pat);
+                                }
+                globfree(&g);
+        }
+        /* Empty: every node makes its own on first boot (its discovery node id). */
+        if (asprintf_safe(&p, "%s/etc/machine-id", b->base) < 0)
+                return -ENOMEM;
+        r = write_file_atomic(p, "", 0, 0444);
+        if (r < 0)
+                return log_error_errno(r, "stage base: cannot write %s: %m", p);
+        return clamp_base_times(b, b->base);
+}
+
+/* The base layer: the cached rootfs unpacked, made reproducible, and its squashfs (the
+ * ISO's live root, xz with the x86 BCJ filter: the smallest) cached next to the tar, so a
+ * rebuild compresses only what the build itself adds. */
+static int stage_base(struct build *b, const char *tar) {
+        _cleanup_free_ char *tmp = NULL, *dir = NULL, *partial = NULL;
+        crypto_hash_sha256_state st;
+        uint8_t d[crypto_hash_sha256_BYTES];
+        char hex[65];
+        struct stat sst;
+        int r;
+
+        stage_begin(b, "base");
+        crypto_hash_sha256_init(&st);
+        crypto_hash_sha256_update(&st, (const uint8_t *)"rainboot-base-v1 xz bcj x86\n", 28);
+        crypto_hash_sha256_update(&st, (const uint8_t *)b->key, strlen(b->key));
+        crypto_hash_sha256_final(&st, d);
+        hex_encode(d, sizeof d, hex);
+        hex[16] = 0;
+        /* The unpacked base is kept in the scratch directory's parent, not under OUT (its
+         * "*.d" directories), and only ever read: it is the overlay's lower layer, so a
+         * rebuild neither unpacks nor deletes it, and two builds read the very same inodes
+         * (times included). */
+        if (asprintf_safe(&b->base_sq, "%s/base-%s-%s.squashfs", b->cache, b->spec->suite,
+                          hex) < 0 ||
+            asprintf_safe(&tmp, "%s.partial", b->base_sq) < 0 ||
+            asprintf_safe(&dir, "%s/imagebuild-base-%s-%s", b->scratch, b->spec->suite, hex) < 0 ||
+            asprintf_safe(&partial, "%s.partial.XXXXXX", dir) < 0)
+                return -ENOMEM;
+        free(b->base);
+        b->base = NULL;
+        if (stat(dir, &sst) >= 0 && S_ISDIR(sst.st_mode)) {
+                log_info("[%u/%u] base: unpacked %s", b->stage, b->n_stages, dir);
+                blog(b, "cached: %s\n", dir);
+                b->base = TAKE_PTR(dir);
+        } else {
+                if (!mkdtemp(partial))
+                        return log_error_errno(errno, "stage base: cannot create %s: %m", partial);
+                b->base = strdup(partial);
+                if (!b->base)
+                        return -ENOMEM;
+                r = RUN(b, "tar", "-C", b->base, "--numeric-owner", "-xpf", (char *)tar);
+                if (r >= 0)
+                        r = base_fixups(b);
+                if (r >= 0 && chmod(b->base, 0755) < 0)
+                        r = log_error_errno(errno, "stage base: chmod %s: %m", b->base);
+                if (r >= 0 && rename(partial, dir) < 0 && errno != ENOTEMPTY && errno != EEXIST)
+                        r = log_error_errno(errno, "stage base: cannot rename %s: %m", partial);
+                if (r < 0) {
+                        (void)RUN(b, "rm", "-rf", "--one-file-system", partial);
+                        return r;
+                }
+                /* Another build may have finished the same base first: use that one. */
+                if (access(partial, F_OK) >= 0)
+                        (void)RUN(b, "rm", "-rf", "--one-file-system", partial);
+                free(b->base);
+                b->base = TAKE_PTR(dir);
+        }
+        if (stat(b->base_sq, &sst) >= 0 && S_ISREG(sst.st_mode)) {
+                log_info("[%u/%u] base: cached %s", b->stage, b->n_stages, b->base_sq);
+                blog(b, "cached: %s\n", b->base_sq);
+                stage_end(b);
+                return 0;
+        }
+        r = RUN(b, "mksquashfs", b->base, tmp, "-noappend", "-comp", "xz", "-Xbcj", "x86",
+                "-b", "1M", "-wildcards", "-e", "proc/*", "sys/*", "dev/*", "run/*", "tmp/*");
+        /* It read every file, which marked them accessed. */
+        if (r >= 0)
+                r = clamp_base_times(b, b->base);
+        if (r >= 0 && rename(tmp, b->base_sq) < 0)
+                r = log_error_errno(errno, "stage base: cannot rename %s: %m", tmp);
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        stage_end(b);
+        return 0;
+}
+
+static int ovl_umount(struct build *b) {
+        if (!b->ovl_mounted)
+                return 0;
+        if (umount(b->root) < 0)
+                return log_error_errno(errno, "cannot unmount %s: %m", b->root);
+        b->ovl_mounted = false;
+        return 0;
+}
+
+static int stage_overlay(struct build *b) {
+        _cleanup_free_ char *p = NULL, *src = NULL, *opts = NULL;
         int r;
 
         stage_begin(b, "overlay");
-        if (access(b->root, F_OK) >= 0 && (r = RUN(b, "rm", "-rf", "--one-file-system", b->root)) < 0)
-                return r;
+        /* Everything below lands in top: the ISO's second layer, a few MiB. */
         r = mkdir_parents(b->root, 0755);
+        if (r >= 0)
+                r = mkdir_parents(b->top, 0755);
+        if (r >= 0)
+                r = mkdir_parents(b->ovl_work, 0755);
         if (r < 0)
-                return log_error_errno(r, "stage overlay: cannot create %s: %m", b->root);
-        r = RUN(b, "tar", "-C", b->root, "--numeric-owner", "-xpf", (char *)tar);
-        if (r < 0)
-                return r;
+                return log_error_errno(r, "stage overlay: cannot create %s: %m", b->work);
+        if (asprintf_safe(&opts, "lowerdir=%s,upperdir=%s,workdir=%s", b->base, b->top,
+                          b->ovl_work) < 0)
+                return -ENOMEM;
+        if (mount("rainboot-image", b->root, "overlay", 0, opts) < 0)
+                return log_error_errno(errno, "stage overlay: cannot mount an overlay on %s "
+                                       "(%s): %m; the build host's kernel needs overlayfs",
+                                       b->root, opts);
+        b->ovl_mounted = true;
         if (b->spec->overlays) {
                 if (asprintf_safe(&src, "%s/.", b->spec->overlays) < 0)
                         return -ENOMEM;
@@ -471,22 +656,9 @@ static int stage_overlay(struct build *b, const char *tar) {
                         return log_error_errno(r, "stage overlay: cannot copy %s: %m",
                                                b->spec->cluster_config);
         }
-        /* Build-host apt options (--aptopt) are not the image's. */
-        free(p);
-        if (asprintf_safe(&p, "%s/etc/apt/apt.conf.d/99mmdebstrap", b->root) < 0)
-                return -ENOMEM;
-        if (unlink(p) < 0 && errno != ENOENT)
-                return log_error_errno(errno, "stage overlay: cannot remove %s: %m", p);
-        /* Empty: every node makes its own on first boot (its discovery node id). */
-        free(p);
-        if (asprintf_safe(&p, "%s/etc/machine-id", b->root) < 0)
-                return -ENOMEM;
-        r = write_file_atomic(p, "", 0, 0444);
-        if (r < 0)
-                return log_error_errno(r, "stage overlay: cannot write %s: %m", p);
-
         r = RUN(b, "systemctl", "--root", b->root, "enable", "firstboot.service",
-                "rainboot-install.service", "systemd-networkd.service", "rainboot-growroot.service");
+                "rainboot-install.service", "systemd-networkd.service", "rainboot-growroot.service",
+                "rainboot-ssh-keygen.service");
         if (r < 0)
                 return r;
 
@@ -570,13 +742,12 @@ static int write_text(const char *path, const char *text, mode_t mode) {
 
 static int stage_iso(struct build *b) {
         _cleanup_free_ char *iso = NULL, *live = NULL, *kernel = NULL, *initrd = NULL,
-                            *p = NULL, *cfg = NULL, *out = NULL, *sq = NULL;
+                            *p = NULL, *cfg = NULL, *out = NULL;
         const char *cmdline = b->spec->kernel_cmdline;
         int r;
 
         stage_begin(b, "squashfs");
-        if (asprintf_safe(&iso, "%s/iso", b->work) < 0 || asprintf_safe(&live, "%s/live", iso) < 0 ||
-            asprintf_safe(&sq, "%s/filesystem.squashfs", live) < 0)
+        if (asprintf_safe(&iso, "%s/iso", b->work) < 0 || asprintf_safe(&live, "%s/live", iso) < 0)
                 return -ENOMEM;
         if (access(iso, F_OK) >= 0 && (r = RUN(b, "rm", "-rf", iso)) < 0)
                 return r;
@@ -590,12 +761,19 @@ static int stage_iso(struct build *b) {
         }
         if (r < 0)
                 return log_error_errno(r, "stage squashfs: cannot create %s: %m", iso);
+        /* The installer's part: the boot area (GPT, BIOS boot, ESP), the disk-only files
+         * (GRUB's modules and config, fstab) and the root's UUID; the system itself it
+         * takes from the live layers, so the ISO carries it once. */
         {
-                _cleanup_free_ char *from = NULL, *dir = NULL, *to = NULL;
+                _cleanup_free_ char *from = NULL, *dir = NULL, *to = NULL, *env = NULL,
+                                    *extra = NULL, *esq = NULL;
 
-                if (asprintf_safe(&from, "%s/system.img.zst", b->work) < 0 ||
+                if (asprintf_safe(&from, "%s/boot.img.zst", b->work) < 0 ||
                     asprintf_safe(&dir, "%s/install", iso) < 0 ||
-                    asprintf_safe(&to, "%s/system.img.zst", dir) < 0)
+                    asprintf_safe(&to, "%s/boot.img.zst", dir) < 0 ||
+                    asprintf_safe(&env, "%s/root.env", dir) < 0 ||
+                    asprintf_safe(&extra, "%s/extra", b->work) < 0 ||
+                    asprintf_safe(&esq, "%s/disk.squashfs", dir) < 0)
                         return -ENOMEM;
                 r = mkdir_parents(dir, 0755);
                 if (r >= 0 && rename(from, to) < 0)
@@ -603,7 +781,18 @@ static int stage_iso(struct build *b) {
                 if (r < 0)
                         return log_error_errno(r, "stage squashfs: cannot move %s to %s: %m",
                                                from, to);
+                free(p);
+                if (asprintf_safe(&p, "ROOT_UUID=%s\n", b->root_uuid) < 0)
+                        return -ENOMEM;
+                r = write_text(env, p, 0644);
+                if (r < 0)
+                        return log_error_errno(r, "stage squashfs: cannot write %s: %m", env);
+                r = RUN(b, "mksquashfs", extra, esq, "-noappend", "-comp", "zstd", "-quiet");
+                if (r < 0)
+                        return r;
         }
+        /* Read through the overlay, whose lower layers are never marked accessed: the
+         * base's access times stay what the next build copies into its ext4. */
         if (find_one(b->root, "boot/vmlinuz-*", &kernel) < 0 ||
             find_one(b->root, "boot/initrd.img-*", &initrd) < 0)
                 return log_error_errno(-ENOENT, "stage squashfs: no kernel or initrd in "
@@ -620,10 +809,24 @@ static int stage_iso(struct build *b) {
         }
         if (r < 0)
                 return log_error_errno(r, "stage squashfs: cannot copy the kernel: %m");
-        r = RUN(b, "mksquashfs", b->root, sq, "-noappend", "-comp", "zstd",
-                "-wildcards", "-e", "proc/*", "sys/*", "dev/*", "run/*", "tmp/*");
+        r = ovl_umount(b);
         if (r < 0)
                 return r;
+        {
+                _cleanup_free_ char *base_to = NULL, *top_sq = NULL;
+
+                if (asprintf_safe(&base_to, "%s/filesystem.squashfs", live) < 0 ||
+                    asprintf_safe(&top_sq, "%s/rainboot.squashfs", live) < 0)
+                        return -ENOMEM;
+                /* live-boot stacks live/ *.squashfs in name order, the last on top. */
+                if (link(b->base_sq, base_to) < 0 &&
+                    (r = RUN(b, "cp", "--reflink=auto", b->base_sq, base_to)) < 0)
+                        return r;
+                r = RUN(b, "mksquashfs", b->top, top_sq, "-noappend", "-comp", "zstd", "-quiet",
+                        "-no-xattrs");
+                if (r < 0)
+                        return r;
+        }
         stage_end(b);
 
         stage_begin(b, "iso");
@@ -650,7 +853,23 @@ static int stage_iso(struct build *b) {
         r = clamp_mtimes(b, iso);
         if (r < 0)
                 return r;
-        r = RUN(b, "grub-mkrescue", "-o", out, iso, "--", "-volid", "RAINBOOT");
+        if (b->reproducible) {
+                /* grub-mkrescue dates the ISO (and names it by that date in the GRUB
+                 * images it embeds) and its efi.img from its own clock: stop the clock at
+                 * SOURCE_DATE_EPOCH for it (xorriso reads SOURCE_DATE_EPOCH itself). */
+                char when[32];
+                struct tm tm;
+
+                if (!gmtime_r(&b->epoch, &tm) ||
+                    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                        return log_error_errno(-EINVAL, "stage iso: cannot format "
+                                               "SOURCE_DATE_EPOCH");
+                if (setenv("TZ", "UTC", 1) < 0)
+                        return log_error_errno(errno, "stage iso: setenv: %m");
+                r = RUN(b, "faketime", "-f", when, "grub-mkrescue", "-o", out, iso, "--",
+                        "-volid", "RAINBOOT");
+        } else
+                r = RUN(b, "grub-mkrescue", "-o", out, iso, "--", "-volid", "RAINBOOT");
         if (r < 0)
                 return r;
         log_info("[%u/%u] iso: wrote %s", b->stage, b->n_stages, out);
@@ -793,8 +1012,10 @@ static int make_esp(struct build *b, const char *raw, const char *uuid, const ch
                 "configfile", "linux", "serial", "terminal", "efi_gop", "all_video", "gzio",
                 "echo", "test");
         if (r >= 0)
-                r = RUN(b, "mkfs.vfat", "-C", "-F", "32", "-n", "EFI", "-i", (char *)esp_id, esp,
-                        kib);
+                /* --invariant: the label entry's time (mtools itself honours
+                 * SOURCE_DATE_EPOCH). */
+                r = RUN(b, "mkfs.vfat", b->reproducible ? "--invariant" : "-v", "-C", "-F", "32",
+                        "-n", "EFI", "-i", (char *)esp_id, esp, kib);
         if (r >= 0)
                 r = RUN(b, "mmd", "-i", esp, "::/EFI", "::/EFI/BOOT");
         if (r >= 0)
@@ -810,42 +1031,108 @@ static int make_esp(struct build *b, const char *raw, const char *uuid, const ch
         return r;
 }
 
-static int stage_disk(struct build *b) {
+static int copy_range(int in, int out, uint64_t off, uint64_t len) {
+        loff_t o_in = (loff_t)off, o_out = (loff_t)off;
+
+        while (len > 0) {
+                ssize_t n = copy_file_range(in, &o_in, out, &o_out, len, 0);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO;
+                len -= (uint64_t)n;
+        }
+        return 0;
+}
+
+/* The disk without its root file system's contents, for the ISO's installer (which makes
+ * the root from the live layers): a few MiB once compressed; zstd records its size. */
+static int make_boot_image(struct build *b, const char *raw) {
+        _cleanup_free_ char *bimg = NULL, *zst = NULL;
+        _cleanup_close_ int in = -1, out = -1;
+        uint64_t size = b->spec->disk_size, head = (uint64_t)(BIOS_BOOT_END_MIB + ESP_SIZE_MIB) << 20,
+                 tail = 1u << 20;
+        int r = 0;
+
+        if (asprintf_safe(&bimg, "%s/boot.img", b->work) < 0 ||
+            asprintf_safe(&zst, "%s/boot.img.zst", b->work) < 0)
+                return -ENOMEM;
+        in = open(raw, O_RDONLY | O_CLOEXEC);
+        out = open(bimg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (in < 0 || out < 0)
+                return log_error_errno(errno, "stage install-image: cannot open %s: %m",
+                                       in < 0 ? raw : bimg);
+        /* The root partition starts after the ESP and ends before the backup GPT's MiB. */
+        if (ftruncate(out, (off_t)size) < 0 || (r = copy_range(in, out, 0, head)) < 0 ||
+            (r = copy_range(in, out, size - tail, tail)) < 0)
+                return log_error_errno(r < 0 ? r : -errno, "stage install-image: cannot copy "
+                                       "the boot area of %s: %m", raw);
+        close(TAKE_FD(out));
+        r = RUN(b, "zstd", "-q", "-f", "-T0", "-3", bimg, "-o", zst);
+        unlink(bimg);
+        return r;
+}
+
+/* Root partition of a disk of SIZE bytes as partition_image() lays it out. */
+static void root_extent(uint64_t size, uint64_t *ret_offset, uint64_t *ret_size) {
+        uint64_t mib_s = 2048, last = (size / 512 - 34) / mib_s * mib_s - 1,
+                 first = (uint64_t)(BIOS_BOOT_END_MIB + ESP_SIZE_MIB) * mib_s;
+
+        *ret_offset = first * 512;
+        *ret_size = (last - first + 1) * 512;
+}
+
+static int copy_at(const char *from, const char *to, uint64_t off, uint64_t len) {
+        _cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC),
+                            out = open(to, O_WRONLY | O_CLOEXEC);
+
+        if (in < 0 || out < 0)
+                return -errno;
+        return copy_range(in, out, off, len);
+}
+
+/* GRUB for BIOS without mounting the disk's root (a mounted ext4 records mount times and
+ * journal traffic, which no two builds share): grub-install runs on a small scratch disk
+ * with the same layout and a root file system of the same UUID; its boot code (MBR, core
+ * image in the BIOS boot partition) is copied into the disk, and its files under
+ * /boot/grub join the disk-only layer EXTRA, which mkfs.ext4 -d then lays over the root. */
+static int make_bios_boot(struct build *b, const char *raw, const char *uuid, const char *extra) {
         _cleanup_(loopdisk_release) struct loopdisk l = { .b = b };
-        _cleanup_free_ char *raw = NULL, *p2 = NULL, *p3 = NULL, *out = NULL, *p = NULL,
-                            *cfg = NULL, *fstab = NULL, *ext_opts = NULL, *out_text = NULL;
+        _cleanup_free_ char *scratch = NULL, *p3 = NULL, *out_text = NULL, *dir = NULL,
+                            *grub = NULL, *efi = NULL;
         _cleanup_close_ int fd = -1;
-        char uuid[37], esp_uuid[37], esp_id[9];
         int r;
 
-        stage_begin(b, "disk");
-        if (asprintf_safe(&raw, "%s/disk.raw", b->work) < 0)
+        if (asprintf_safe(&scratch, "%s/grub-scratch.raw", b->work) < 0 ||
+            asprintf_safe(&dir, "--boot-directory=%s/mnt/boot", b->work) < 0 ||
+            asprintf_safe(&grub, "%s/mnt/boot/grub", b->work) < 0 ||
+            asprintf_safe(&efi, "%s/boot/grub/", extra) < 0 ||
+            asprintf_safe(&l.mnt, "%s/mnt", b->work) < 0)
                 return -ENOMEM;
-        unlink(raw);
-        fd = open(raw, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || ftruncate(fd, (off_t)b->spec->disk_size) < 0)
-                return log_error_errno(errno, "stage disk: cannot create %s: %m", raw);
+        fd = open(scratch, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, 256 << 20) < 0)
+                return log_error_errno(errno, "stage bootloader: cannot create %s: %m", scratch);
         close(TAKE_FD(fd));
-        r = partition_image(raw);
+        r = partition_image(scratch);
         if (r < 0)
-                return log_error_errno(r, "stage disk: libparted could not partition %s: %m", raw);
-        if (make_uuid(b, "root", uuid) < 0 || make_uuid(b, "esp", esp_uuid) < 0)
-                return -ENOMEM;
-        /* FAT volume id: 8 hex digits. */
-        snprintf(esp_id, sizeof esp_id, "%.8s", esp_uuid);
-        r = make_esp(b, raw, uuid, esp_id);
-        if (r < 0)
-                return r;
+                return log_error_errno(r, "stage bootloader: libparted could not partition "
+                                       "%s: %m", scratch);
         {
-                char *argv[] = { "losetup", "--find", "--show", "--partscan", raw, NULL };
+                char *argv[] = { "losetup", "--find", "--show", "--partscan", scratch, NULL };
                 char *nl;
 
-                blog(b, "$ losetup --find --show --partscan %s\n", raw);
+                blog(b, "$ losetup --find --show --partscan %s\n", scratch);
                 r = run_command(argv, &out_text);
-                if (r != 0 || !out_text || !startswith(out_text, "/dev/loop"))
-                        return log_error_errno(-EIO, "stage disk: command failed: losetup "
-                                               "--find --show --partscan %s: %s", raw,
+                if (r != 0 || !out_text || !startswith(out_text, "/dev/loop")) {
+                        free(l.mnt);
+                        l.mnt = NULL;
+                        return log_error_errno(-EIO, "stage bootloader: command failed: losetup "
+                                               "--find --show --partscan %s: %s", scratch,
                                                out_text ? out_text : "");
+                }
                 nl = strchr(out_text, '\n');
                 if (nl)
                         *nl = 0;
@@ -853,7 +1140,7 @@ static int stage_disk(struct build *b) {
                 if (!l.dev)
                         return -ENOMEM;
         }
-        if (asprintf_safe(&p2, "%sp2", l.dev) < 0 || asprintf_safe(&p3, "%sp3", l.dev) < 0)
+        if (asprintf_safe(&p3, "%sp3", l.dev) < 0)
                 return -ENOMEM;
         if (wait_for(p3, 20) < 0) {
                 /* Some kernels (containers, no GPT partition parser) do not scan loop
@@ -862,20 +1149,12 @@ static int stage_disk(struct build *b) {
                 if (r < 0)
                         return r;
         }
-        if (wait_for(p2, 100) < 0 || wait_for(p3, 100) < 0)
-                return log_error_errno(-ETIMEDOUT, "stage disk: partitions of %s did not appear",
-                                       l.dev);
-        if (asprintf_safe(&ext_opts, "hash_seed=%s", uuid) < 0)
-                return -ENOMEM;
-        r = RUN(b, "mkfs.ext4", "-q", "-F", "-L", "rainboot-root", "-U", uuid, "-E", ext_opts,
-                "-d", b->root, p3);
+        if (wait_for(p3, 100) < 0)
+                return log_error_errno(-ETIMEDOUT, "stage bootloader: partitions of %s did "
+                                       "not appear", l.dev);
+        r = RUN(b, "mkfs.ext4", "-q", "-F", "-U", (char *)uuid, p3);
         if (r < 0)
                 return r;
-        stage_end(b);
-
-        stage_begin(b, "bootloader");
-        if (asprintf_safe(&l.mnt, "%s/mnt", b->work) < 0)
-                return -ENOMEM;
         r = mkdir_parents(l.mnt, 0755);
         if (r < 0)
                 return log_error_errno(r, "stage bootloader: cannot create %s: %m", l.mnt);
@@ -886,20 +1165,70 @@ static int stage_disk(struct build *b) {
                 l.mnt = NULL;
                 return r;
         }
-        if (asprintf_safe(&p, "--boot-directory=%s/boot", l.mnt) < 0)
-                return -ENOMEM;
-        r = RUN(b, "grub-install", "--target=i386-pc", p, "--modules=part_gpt ext2", l.dev);
+        r = RUN(b, "grub-install", "--target=i386-pc", dir, "--modules=part_gpt ext2", l.dev);
+        if (r >= 0)
+                r = RUN(b, "cp", "-aT", grub, efi);
+        if (r >= 0)
+                r = RUN(b, "cp", "-r", "/usr/lib/grub/x86_64-efi", efi);
         if (r < 0)
                 return r;
-        {
-                _cleanup_free_ char *mods = NULL;
+        loopdisk_release(&l);
+        /* Boot code up to the MBR's disk signature; the BIOS boot partition whole. */
+        r = copy_at(scratch, raw, 0, 440);
+        if (r >= 0)
+                r = copy_at(scratch, raw, (uint64_t)BIOS_BOOT_START_MIB << 20,
+                            (uint64_t)(BIOS_BOOT_END_MIB - BIOS_BOOT_START_MIB) << 20);
+        if (r < 0)
+                return log_error_errno(r, "stage bootloader: cannot copy the boot code into "
+                                       "%s: %m", raw);
+        unlink(scratch);
+        return 0;
+}
 
-                if (asprintf_safe(&mods, "%s/boot/grub/", l.mnt) < 0)
+static int stage_disk(struct build *b) {
+        _cleanup_free_ char *raw = NULL, *out = NULL, *p = NULL, *cfg = NULL, *fstab = NULL,
+                            *ext_opts = NULL, *extra = NULL, *size_arg = NULL, *opts = NULL;
+        _cleanup_close_ int fd = -1;
+        char uuid[37], esp_uuid[37], esp_id[9];
+        uint64_t root_off, root_size;
+        int r;
+
+        stage_begin(b, "bootloader");
+        if (asprintf_safe(&raw, "%s/disk.raw", b->work) < 0 ||
+            asprintf_safe(&extra, "%s/extra", b->work) < 0)
+                return -ENOMEM;
+        unlink(raw);
+        fd = open(raw, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, (off_t)b->spec->disk_size) < 0)
+                return log_error_errno(errno, "stage bootloader: cannot create %s: %m", raw);
+        close(TAKE_FD(fd));
+        r = partition_image(raw);
+        if (r < 0)
+                return log_error_errno(r, "stage bootloader: libparted could not partition "
+                                       "%s: %m", raw);
+        if (make_uuid(b, "root", uuid) < 0 || make_uuid(b, "esp", esp_uuid) < 0)
+                return -ENOMEM;
+        memcpy(b->root_uuid, uuid, sizeof uuid);
+        /* FAT volume id: 8 hex digits. */
+        snprintf(esp_id, sizeof esp_id, "%.8s", esp_uuid);
+        r = make_esp(b, raw, uuid, esp_id);
+        if (r < 0)
+                return r;
+        free(p);
+        if (asprintf_safe(&p, "%s/boot/grub", extra) < 0)
+                return -ENOMEM;
+        r = mkdir_parents(p, 0755);
+        if (r >= 0) {
+                free(p);
+                if (asprintf_safe(&p, "%s/etc", extra) < 0)
                         return -ENOMEM;
-                r = RUN(b, "cp", "-r", "/usr/lib/grub/x86_64-efi", mods);
-                if (r < 0)
-                        return r;
+                r = mkdir_parents(p, 0755);
         }
+        if (r < 0)
+                return log_error_errno(r, "stage bootloader: cannot create %s: %m", p);
+        r = make_bios_boot(b, raw, uuid, extra);
+        if (r < 0)
+                return r;
         if (asprintf_safe(&cfg,
                           GRUB_HEAD
                           "insmod part_gpt\n"
@@ -912,7 +1241,7 @@ static int stage_disk(struct build *b) {
                           uuid, uuid, b->spec->kernel_cmdline) < 0)
                 return -ENOMEM;
         free(p);
-        if (asprintf_safe(&p, "%s/boot/grub/grub.cfg", l.mnt) < 0)
+        if (asprintf_safe(&p, "%s/boot/grub/grub.cfg", extra) < 0)
                 return -ENOMEM;
         r = write_text(p, cfg, 0644);
         if (r < 0)
@@ -923,22 +1252,43 @@ static int stage_disk(struct build *b) {
                           uuid, esp_id, esp_id + 4) < 0)
                 return -ENOMEM;
         free(p);
-        if (asprintf_safe(&p, "%s/etc/fstab", l.mnt) < 0)
+        if (asprintf_safe(&p, "%s/etc/fstab", extra) < 0)
                 return -ENOMEM;
         r = write_text(p, fstab, 0644);
         if (r < 0)
                 return log_error_errno(r, "stage bootloader: cannot write %s: %m", p);
-        loopdisk_release(&l);
+        r = clamp_mtimes(b, extra);
+        if (r < 0)
+                return r;
+        stage_end(b);
+
+        stage_begin(b, "disk");
+        /* The installed tree, exactly as the ISO's installer assembles it: the disk-only
+         * files over what this build added over the base, read-only. */
+        r = ovl_umount(b);
+        if (r < 0)
+                return r;
+        if (asprintf_safe(&opts, "lowerdir=%s:%s:%s", extra, b->top, b->base) < 0)
+                return -ENOMEM;
+        if (mount("rainboot-image", b->root, "overlay", MS_RDONLY, opts) < 0)
+                return log_error_errno(errno, "stage disk: cannot mount an overlay on %s "
+                                       "(%s): %m", b->root, opts);
+        b->ovl_mounted = true;
+        root_extent(b->spec->disk_size, &root_off, &root_size);
+        /* No loop device: mkfs.ext4 writes at the partition's offset in the file. */
+        if (asprintf_safe(&ext_opts, "hash_seed=%s,offset=%llu,nodiscard,root_owner=0:0", uuid,
+                          (unsigned long long)root_off) < 0 ||
+            asprintf_safe(&size_arg, "%lluk", (unsigned long long)(root_size / 1024)) < 0)
+                return -ENOMEM;
+        r = RUN(b, "mkfs.ext4", "-q", "-F", "-T", "default", "-L", "rainboot-root", "-U", uuid,
+                "-E", ext_opts, "-d", b->root, raw, size_arg);
+        if (r < 0)
+                return r;
         stage_end(b);
 
         if (b->spec->outputs & OUTPUT_ISO) {
-                _cleanup_free_ char *zst = NULL;
-
-                /* The ISO's installer writes this image; zstd records its size. */
                 stage_begin(b, "install-image");
-                if (asprintf_safe(&zst, "%s/system.img.zst", b->work) < 0)
-                        return -ENOMEM;
-                r = RUN(b, "zstd", "-q", "-f", "-T0", "-3", raw, "-o", zst);
+                r = make_boot_image(b, raw);
                 if (r < 0)
                         return r;
                 stage_end(b);
@@ -974,7 +1324,7 @@ int cmd_build(int argc, char **argv) {
                    *work_arg = "/var/tmp";
         struct build b = { .log_fd = -1 };
         struct diag d = {};
-        struct timespec t0;
+        struct timespec t0, t_clean;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "o:f:c:w:", options, NULL)) >= 0) {
@@ -1045,8 +1395,9 @@ int cmd_build(int argc, char **argv) {
         b.out = out;
         b.cache = cache;
         b.firstboot = fb;
+        b.scratch = work_arg;
         /* rootfs, overlay, bundle, disk, bootloader; then per output. */
-        b.n_stages = 5 + (spec->outputs & OUTPUT_ISO ? 3 : 0) +
+        b.n_stages = 6 + (spec->outputs & OUTPUT_ISO ? 3 : 0) +
                      (spec->outputs & OUTPUT_QCOW2 ? 1 : 0);
         /* Outside OUT: an unpacked root is full of "*.d" directories, which a Makefile
          * that includes every "*.d" under its build directory would choke on. */
@@ -1062,6 +1413,8 @@ int cmd_build(int argc, char **argv) {
                 goto finish;
         }
         if (asprintf_safe(&b.root, "%s/root", b.work) < 0 ||
+            asprintf_safe(&b.top, "%s/top", b.work) < 0 ||
+            asprintf_safe(&b.ovl_work, "%s/ovl-work", b.work) < 0 ||
             asprintf_safe(&b.log_path, "%s/build.log", out) < 0) {
                 r = -ENOMEM;
                 goto finish;
@@ -1071,10 +1424,12 @@ int cmd_build(int argc, char **argv) {
                 r = log_error_errno(errno, "build: cannot create %s: %m", b.log_path);
                 goto finish;
         }
-        log_info("imagebuild: %s -> %s (log: %s)", argv[optind], out, b.log_path);
+        log_info("%s -> %s (log: %s)", argv[optind], out, b.log_path);
         r = stage_rootfs(&b, &tar);
         if (r >= 0)
-                r = stage_overlay(&b, tar);
+                r = stage_base(&b, tar);
+        if (r >= 0)
+                r = stage_overlay(&b);
         if (r >= 0)
                 r = stage_bundle(&b);
         if (r >= 0)
@@ -1083,13 +1438,29 @@ int cmd_build(int argc, char **argv) {
                 r = stage_iso(&b);
         /* The unpacked root and ISO tree are as large as the outputs: keep them only
          * after a failure, to look at. */
+        clock_gettime(CLOCK_MONOTONIC, &t_clean);
         if (r >= 0) {
                 b.stage_name = "cleanup";
-                r = RUN(&b, "rm", "-rf", "--one-file-system", b.work);
+                r = ovl_umount(&b);
+                if (r >= 0)
+                        r = RUN(&b, "rm", "-rf", "--one-file-system", b.work);
         }
-        if (r >= 0)
-                log_info("imagebuild: done in %.1f s", elapsed(&t0));
+        if (r >= 0) {
+                char times[512];
+                size_t n = 0;
+
+                times[0] = 0;
+                for (unsigned i = 0; i < b.stage && i < ELEMENTSOF(b.stage_secs); i++)
+                        if (b.stage_names[i] && n < sizeof times)
+                                n += (size_t)snprintf(times + n, sizeof times - n, "%s%s %.1f s",
+                                                      i ? ", " : "", b.stage_names[i],
+                                                      b.stage_secs[i]);
+                log_info("done in %.1f s (%s; cleanup %.1f s)", elapsed(&t0), times,
+                         elapsed(&t_clean));
+                blog(&b, "==== done in %.1f s (%s)\n", elapsed(&t0), times);
+        }
 finish:
+        (void)ovl_umount(&b);
         if (r < 0 && b.work)
                 log_error("build: the work directory %s is kept to look at; remove it when "
                           "done", b.work);
@@ -1097,6 +1468,10 @@ finish:
                 close(b.log_fd);
         free(b.work);
         free(b.root);
+        free(b.base);
+        free(b.top);
+        free(b.ovl_work);
+        free(b.base_sq);
         free(b.log_path);
         return r;
 }

@@ -4,3 +4,4 @@
 #pragma once
 
 int cmd_build(int argc, char **argv);
+int cmd_packages(int argc, char **argv);

@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <sodium.h>
 #include <sys/stat.h>
 
 #include "diag.h"
@@ -87,13 +86,15 @@ static bool rel_path_valid(const char *s) {
         }
 }
 
+/* '/' is allowed: an oci-archive's name is the image reference it is pushed as
+ * ("rainbond/rbd-chaos:v6"); names are labels, never paths. */
 static bool name_valid(const char *s) {
         size_t n = strlen(s);
 
         if (n == 0 || n > 128)
                 return false;
         for (; *s; s++)
-                if ((unsigned char)*s < 0x20 || *s == '/' || *s == 0x7f)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
                         return false;
         return true;
 }
@@ -257,52 +258,6 @@ int bundle_load(const char *dir, struct bundle **ret, struct diag *diag) {
                                  strerror(-r),
                                  r == -ENOENT ? "; create it with 'imagebuild bundle add'" : "");
         return bundle_parse(dir, text, size, ret, diag);
-}
-
-int sha256_file(const char *path, int copy_fd, char ret_hex[static 65], uint64_t *ret_size) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        crypto_hash_sha256_state st;
-        uint8_t digest[crypto_hash_sha256_BYTES];
-        _cleanup_free_ uint8_t *buf = NULL;
-        uint64_t size = 0;
-        struct stat s;
-
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &s) < 0)
-                return -errno;
-        if (!S_ISREG(s.st_mode))
-                return -EBADF;
-        buf = malloc(1 << 20);
-        if (!buf)
-                return -ENOMEM;
-        crypto_hash_sha256_init(&st);
-        for (;;) {
-                ssize_t n = read(fd, buf, 1 << 20);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-                size += (uint64_t)n;
-                for (ssize_t w = 0; copy_fd >= 0 && w < n;) {
-                        ssize_t k = write(copy_fd, buf + w, (size_t)(n - w));
-
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k < 0)
-                                return -errno;
-                        w += k;
-                }
-        }
-        crypto_hash_sha256_final(&st, digest);
-        hex_encode(digest, sizeof digest, ret_hex);
-        if (ret_size)
-                *ret_size = size;
-        return 0;
 }
 
 static int verify_item(const struct bundle *b, const struct bundle_item *it, int copy_fd,

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h" /* struct diag */
+#include "sha256.h"   /* sha256_file(), moved to firstboot/ for the bring-up */
 
 #define BUNDLE_MANIFEST "manifest.json"
 
@@ -63,6 +64,3 @@ int bundle_install(const struct bundle *b, const char *dest_dir, const char *man
 
 /* Manifest text (sorted by name, pretty-printed). */
 int bundle_format(const struct bundle *b, char **ret);
-
-/* SHA-256 of a file as lowercase hex; if copy_fd >= 0 the bytes are also written there. */
-int sha256_file(const char *path, int copy_fd, char ret_hex[static 65], uint64_t *ret_size);

@@ -29,6 +29,8 @@ static void help(FILE *f) {
                 "                              add or update FILE in DIR/manifest.json;\n"
                 "                              KIND: oci-archive, binary, chart, deb\n"
                 "  bundle verify DIR           check every artifact against the manifest\n"
+                "  packages SPEC               print the image's full package list, one a\n"
+                "                              line (for building the same set elsewhere)\n"
                 "\n"
                 "Options:\n"
                 "  -v, --verbose   debug logging\n"
@@ -132,6 +134,7 @@ static const struct {
         { "check", cmd_check },
         { "build", cmd_build },
         { "bundle", cmd_bundle },
+        { "packages", cmd_packages },
 };
 
 int main(int argc, char **argv) {
@@ -145,6 +148,7 @@ int main(int argc, char **argv) {
         };
         int c;
 
+        log_set_program("imagebuild");
         while ((c = getopt_long(argc, argv, "+vqh", options, NULL)) >= 0) {
                 switch (c) {
                 case 'v':

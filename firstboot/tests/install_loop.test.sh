@@ -70,3 +70,20 @@ zstd -q -c < "$img" > "$_tmp/nosize.img.zst"
 out=$(fb --image "$_tmp/nosize.img.zst" --disk "$SMALL" 2>&1); rc=$?
 check "refuses a zstd stream that does not record its size, and says so" \
         eval '[ "$rc" -eq 1 ] && grep -q "does not record the image size" <<<"$out"'
+
+# The ISO's installer: a boot-area image (GPT with a partition named "root") plus the live
+# root tree, made into that partition's ext4 with the UUID GRUB looks for.
+boot=$_tmp/boot.img tree=$_tmp/tree
+truncate -s 64M "$boot"
+parted -s "$boot" mklabel gpt mkpart esp 1MiB 2MiB mkpart root ext4 2MiB 63MiB
+mkdir -p "$tree/etc" && echo rainboot-root-tree > "$tree/etc/marker"
+uuid=0b1c2d3e-4f50-4a61-8b72-93a4b5c6d7e8
+out=$(fb --image "$boot" --disk "$SMALL" --root "$tree" --root-uuid "$uuid" 2>&1); rc=$?
+check "installs a boot image plus a root tree" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || echo "# $out"
+check "the root partition holds ext4 with the given UUID" \
+        eval '[ "$(blkid -p -o value -s UUID -O $((2 * 1048576)) "$SMALL")" = "$uuid" ]'
+check "and the tree's files" \
+        eval 'debugfs -R "cat /etc/marker" "$(backing "$SMALL")?offset=$((2 * 1048576))" 2>/dev/null | grep -q rainboot-root-tree'
+out=$(fb --image "$boot" --disk "$ZBLANK" --root "$tree" 2>&1); rc=$?
+check "--root without --root-uuid is a usage error (exit 2)" [ "$rc" -eq 2 ]

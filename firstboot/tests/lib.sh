@@ -57,3 +57,24 @@ mknetns() {
 }
 
 FIRSTBOOT=${FIRSTBOOT:?set by run-tests.sh}
+
+# make_oci_archive OUT [CMD...]: a small OCI image built here from busybox-static with
+# umoci (nothing pulled from a network), packed by skopeo into the oci-archive OUT; its
+# command is CMD (default: busybox true), so different CMDs give different images.
+make_oci_archive() {
+        local out=$1 d a cmd=()
+        shift
+        [ $# -gt 0 ] || set -- /bin/busybox true
+        for a in "$@"; do cmd+=(--config.cmd "$a"); done
+        d=$(mktemp -d "$_tmp/oci.XXXXXX")
+        (
+                cd "$d" &&
+                umoci init --layout img &&
+                umoci new --image img:t &&
+                umoci unpack --rootless --image img:t root &&
+                mkdir -p root/rootfs/bin && cp /bin/busybox root/rootfs/bin/ &&
+                umoci repack --image img:t root &&
+                umoci config --image img:t "${cmd[@]}" &&
+                skopeo copy -q oci:img:t "oci-archive:$out"
+        ) >"$d.log" 2>&1 || { sed 's/^/# /' "$d.log"; return 1; }
+}

@@ -4,7 +4,8 @@
 # datadir under the test's directory: a row written on the primary appears on both
 # replicas; a write as the Rainbond user on a replica fails (read_only) while the same
 # write on the primary succeeds; console/region exist in utf8mb4 everywhere; semi-sync
-# and GTID are on. Needs root. Every process it starts is killed by PID on exit.
+# and GTID are on; with the pki step's files, replication and the admin account use TLS
+# with the certificate checked. Needs root. Every process it starts is killed by PID on exit.
 . ./lib.sh
 need_root "network namespaces"
 for t in mariadbd mariadb mariadb-install-db jq; do
@@ -16,6 +17,8 @@ HN_ID=rbm$$
 on_exit hn_teardown
 
 PW='repl-Pw_0123456789'
+RB_PW='rainbond-Pw_9876543210'
+SEED=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 
 hn_init || { not_ok "harness namespaces"; exit 1; }
 for i in 1 2 3; do hn_add_node "$i"; done
@@ -23,7 +26,8 @@ for i in 1 2 3; do hn_add_node "$i"; done
 view=$_tmp/view.json
 hn_write_view "$view" 3
 for i in 1 2 3; do
-        # An external load balancer: keepalived and haproxy skip, this test is about MariaDB.
+        # An external load balancer and registry: keepalived, haproxy and the registry skip,
+        # this test is about MariaDB.
         cat >"$HN_DIR/node$i/cluster.yaml" <<YAML
 cluster:
   name: netns
@@ -33,12 +37,14 @@ discovery:
   interface: eth0
 external:
   load_balancer: {address: $HN_SUBNET.100}
+  registry: {domain: "registry.example.com:5000", namespace: rainbond}
 YAML
         cp "$view" "$(hn_state "$i")/view.json"
         "$FIRSTBOOT" --cmdline "" -c "$HN_DIR/node$i/cluster.yaml" plan --explain --json \
                 --view "$view" >"$(hn_state "$i")/plan.json"
         mkdir -m 0700 -p "$(hn_state "$i")/secrets"
-        printf 'join_token=abcdef.0123456789abcdef\nmysql_replication_password=%s\n' "$PW" \
+        printf 'join_token=abcdef.0123456789abcdef\nmysql_replication_password=%s\nmysql_rainbond_password=%s\nca_seed=%s\n' \
+                "$PW" "$RB_PW" "$SEED" \
                 >"$(hn_state "$i")/secrets/cluster.env"
         chmod 0600 "$(hn_state "$i")/secrets/cluster.env"
 done
@@ -61,7 +67,7 @@ cnf() { echo "$HN_DIR/node$1/root/etc/mysql/mariadb.conf.d/60-rainboot.cnf"; }
 sql() { hn_exec "$1" mariadb --defaults-file="$(cnf "$1")" -N -B -e "$2" 2>&1; }
 # as_rainbond NODE SQL: over TCP to the node's address, as the Rainbond user.
 as_rainbond() {
-        hn_exec "$1" mariadb --no-defaults -h "$HN_SUBNET.$((10 + $1))" -u rainbond -p"$PW" \
+        hn_exec "$1" mariadb --no-defaults -h "$HN_SUBNET.$((10 + $1))" -u rainbond -p"$RB_PW" \
                 -N -B -e "$2" 2>&1
 }
 apply() {  # NODE
@@ -111,6 +117,10 @@ for r in "${replicas[@]}"; do
         check "replica node$r: replication uses GTID (slave_pos)" grep -q "Using_Gtid: Slave_Pos" <<<"$st"
         check "replica node$r: replicates from the primary's address" \
                 grep -q "Master_Host: $HN_SUBNET.$((10 + primary))\$" <<<"$st"
+        check "replica node$r: replication runs over TLS and checks the primary's certificate" \
+                grep -q "Master_SSL_Verify_Server_Cert: Yes" <<<"$st"
+        check "replica node$r: ... with the cluster CA from the pki step" \
+                grep -q "Master_SSL_CA_File: $HN_DIR/node$r/root/etc/rainboot/pki/ca.crt" <<<"$st"
         pos=$(sql "$primary" 'SELECT @@gtid_binlog_pos')
         check "replica node$r: reaches the primary's GTID position $pos" \
                 wait_for 30 "$r" 'SELECT @@gtid_slave_pos' "$pos"
@@ -119,6 +129,17 @@ check "primary: console and region exist in utf8mb4" \
         [ "$(sql "$primary" "SELECT GROUP_CONCAT(SCHEMA_NAME, '=', DEFAULT_CHARACTER_SET_NAME ORDER BY SCHEMA_NAME) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('console', 'region')")" = "console=utf8mb4,region=utf8mb4" ]
 check "primary: both replicas are semi-sync clients" \
         wait_for 30 "$primary" "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS'" 2
+
+# TLS: the server offers it with the pki step's certificate; the replication account
+# refuses a client without it; the admin account of `firstboot db` uses it.
+out=$(hn_exec "${replicas[0]}" mariadb --no-defaults -h "$HN_SUBNET.$((10 + primary))" -u replicator \
+        -p"$PW" --skip-ssl -N -B -e 'SELECT 1' 2>&1)
+check "the replication account refuses a client without TLS ($out)" grep -q "Access denied" <<<"$out"
+out=$(hn_exec "${replicas[0]}" mariadb --defaults-file="$(hn_state "${replicas[0]}")/secrets/mysql-admin.cnf" \
+        -h "$HN_SUBNET.$((10 + primary))" -N -B -e "SHOW SESSION STATUS LIKE 'Ssl_version'" 2>&1)
+check "the admin account reaches the primary over TLS, certificate checked ($out)" grep -q "TLSv1" <<<"$out"
+check "no password of the secrets in the admin client file but the derived one" \
+        bash -c "! grep -qe '$PW' -e '$RB_PW' -e '$SEED' '$(hn_state "${replicas[0]}")/secrets/mysql-admin.cnf'"
 
 out=$(as_rainbond "$primary" "INSERT INTO console.t VALUES (2, 'rainbond-on-primary')")
 check "the Rainbond user writes on the primary ($out)" [ -z "$out" ]

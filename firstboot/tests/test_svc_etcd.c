@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* etcd step: the rendered config file, the systemd drop-in and the service command
- * line checked field by field from fixture views and elected plans. Writes only under a
- * temporary directory. */
+/* etcd step: the rendered config file (TLS with the cluster PKI's files), the systemd
+ * drop-in and the service command line checked field by field from fixture views and
+ * elected plans. Writes only under a temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,7 +54,7 @@ static char *want_initial_cluster(const struct fixture *f) {
                 ni = step_node_info(&(struct step_ctx){ .view = &f->view }, np->id);
                 assert_non_null(ni);
                 inet_ntop(AF_INET, &ni->addrs[0], addr, sizeof addr);
-                assert_int_equal(asprintf_safe(&t, "%s%s%s=http://%s:2380", s, k++ ? "," : "",
+                assert_int_equal(asprintf_safe(&t, "%s%s%s=https://%s:2380", s, k++ ? "," : "",
                                                np->hostname, addr), 0);
                 free(s);
                 s = t;
@@ -69,10 +69,43 @@ static char *want_initial_cluster(const struct fixture *f) {
         return s;
 }
 
+/* The four lines after the section key: the pki step's etcd pair and CA, client certs
+ * required. */
+static void assert_tls_section(const char *conf, const char *section, const char *root) {
+        const char *s = line_with(conf, section);
+        _cleanup_free_ char *want = NULL;
+
+        assert_non_null(s);
+        assert_int_equal(asprintf_safe(&want,
+                                       "%s\n"
+                                       "  cert-file: '%s/etc/rainboot/pki/etcd.crt'\n"
+                                       "  key-file: '%s/etc/rainboot/pki/etcd.key'\n"
+                                       "  trusted-ca-file: '%s/etc/rainboot/pki/ca.crt'\n"
+                                       "  client-cert-auth: true\n",
+                                       section, root, root, root),
+                         0);
+        if (!startswith(s, want))
+                fail_msg("no section\n%s in:\n%s", want, conf);
+}
+
+/* A state directory with sealed secrets: without them etcd skips (no certificates). */
+static void ctx_with_secrets(const struct fixture *f, size_t node, struct step_ctx *c) {
+        static char state[128];
+        _cleanup_free_ char *dir = NULL, *env = NULL;
+
+        snprintf(state, sizeof state, "%s/state", f->root);
+        assert_int_equal(asprintf_safe(&dir, "%s/secrets", state), 0);
+        assert_int_equal(mkdir_parents(dir, 0700), 0);
+        assert_int_equal(asprintf_safe(&env, "%s/cluster.env", dir), 0);
+        assert_int_equal(write_file_atomic(env, "ca_seed=00\n", 11, 0600), 0);
+        ctx_for(f, node, c);
+        c->state_dir = state;
+}
+
 static void render_ok(const struct fixture *f, size_t node, struct step_render *r) {
         struct step_ctx c;
 
-        ctx_for(f, node, &c);
+        ctx_with_secrets(f, node, &c);
         assert_null(step_etcd.skip_reason(&c));
         assert_int_equal(step_etcd.render(&c, r), 0);
 }
@@ -85,9 +118,9 @@ static void test_etcd_fields(void **state _unused_) {
         fixture_load(&f, "three-nodes.json", NULL);
         assert_int_equal(etcd_members(f.plan), 3);
         cluster = want_initial_cluster(&f);
-                assert_non_null(strstr(cluster, "node-1=http://192.0.2.11:2380"));
-        assert_non_null(strstr(cluster, "node-2=http://192.0.2.12:2380"));
-        assert_non_null(strstr(cluster, "node-3=http://192.0.2.13:2380"));
+        assert_non_null(strstr(cluster, "node-1=https://192.0.2.11:2380"));
+        assert_non_null(strstr(cluster, "node-2=https://192.0.2.12:2380"));
+        assert_non_null(strstr(cluster, "node-3=https://192.0.2.13:2380"));
         hex_encode(f.plan->digest, DIGEST_LEN, digest);
         assert_int_equal(asprintf_safe(&token, "initial-cluster-token: 'rainboot-%.32s'", digest), 0);
 
@@ -118,17 +151,18 @@ static void test_etcd_fields(void **state _unused_) {
         } while (0)
                 LINE("name: '%s'", np->hostname);
                 LINE("data-dir: '%s/var/lib/rainboot/data/etcd'", f.root);
-                LINE("listen-client-urls: 'http://%s:2379,http://127.0.0.1:2379'", addr);
-                LINE("advertise-client-urls: 'http://%s:2379'", addr);
-                LINE("listen-peer-urls: 'http://%s:2380'", addr);
-                LINE("initial-advertise-peer-urls: 'http://%s:2380'", addr);
+                LINE("listen-client-urls: 'https://%s:2379,https://127.0.0.1:2379'", addr);
+                LINE("advertise-client-urls: 'https://%s:2379'", addr);
+                LINE("listen-peer-urls: 'https://%s:2380'", addr);
+                LINE("initial-advertise-peer-urls: 'https://%s:2380'", addr);
 #undef LINE
                 assert_line(conf->content, "initial-cluster-state: 'new'");
                 assert_line(conf->content, token);
                 assert_line(conf->content, cluster);
-                /* No TLS yet (the cluster PKI is a later item): nothing pretends otherwise. */
-                assert_null(strstr(conf->content, "https"));
-                assert_null(strstr(conf->content, "cert-file"));
+                /* Both sides TLS with client certificates, from the pki step's files. */
+                assert_null(strstr(conf->content, "http:"));
+                assert_tls_section(conf->content, "client-transport-security:", f.root);
+                assert_tls_section(conf->content, "peer-transport-security:", f.root);
 
                 free(want);
                 want = NULL;
@@ -235,7 +269,7 @@ static void test_skips_and_members(void **state _unused_) {
                 _cleanup_free_ char *cluster = NULL;
                 struct step_ctx c;
 
-                ctx_for(&f, i, &c);
+                ctx_with_secrets(&f, i, &c);
                 if (!(f.plan->nodes[i].roles & ROLE_ETCD)) {
                         assert_non_null(strstr(step_etcd.skip_reason(&c), "not an etcd member"));
                         skipped++;
@@ -261,7 +295,7 @@ static void test_member_without_address(void **state _unused_) {
         for (size_t i = 0; i < f.view.n; i++)
                 if (node_id_cmp(f.view.nodes[i].id, f.plan->nodes[1].id) == 0)
                         f.view.nodes[i].n_addrs = 0;
-        ctx_for(&f, 0, &c);
+        ctx_with_secrets(&f, 0, &c);
         assert_int_equal(step_etcd.render(&c, &r), -EADDRNOTAVAIL);
         fixture_done(&f);
 }
@@ -272,12 +306,28 @@ static void test_direct_supervisor(void **state _unused_) {
         struct step_ctx c;
 
         fixture_load(&f, "three-nodes.json", NULL);
-        ctx_for(&f, 0, &c);
+        ctx_with_secrets(&f, 0, &c);
         c.supervisor = SVCMGR_DIRECT;
         assert_int_equal(step_etcd.render(&c, &r), 0);
         /* No systemd in the namespace harness: nothing to reload. */
         assert_int_equal(r.n_commands, 0);
         assert_int_equal(r.n_services, 1);
+        fixture_done(&f);
+}
+
+static void test_needs_secrets_and_pki(void **state _unused_) {
+        struct fixture f = {};
+        struct step_ctx c;
+        char dir[128];
+
+        fixture_load(&f, "three-nodes.json", NULL);
+        ctx_for(&f, 0, &c);
+        snprintf(dir, sizeof dir, "%s/no-state", f.root);
+        c.state_dir = dir;
+        assert_non_null(strstr(step_etcd.skip_reason(&c), "no sealed secrets"));
+        assert_non_null(step_etcd.after);
+        assert_string_equal(step_etcd.after[0], "pki");
+        assert_null(step_etcd.after[1]);
         fixture_done(&f);
 }
 
@@ -313,6 +363,7 @@ int main(void) {
                 cmocka_unit_test(test_skips_and_members),
                 cmocka_unit_test(test_member_without_address),
                 cmocka_unit_test(test_direct_supervisor),
+                cmocka_unit_test(test_needs_secrets_and_pki),
                 cmocka_unit_test(test_rke2_embeds_etcd),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -259,6 +259,42 @@ static void validate_step(const struct step *s, const char *tool) {
         fixture_done(&f);
 }
 
+/* A cluster with one gateway: no unicast peers, so no unicast_src_ip either (keepalived
+ * refuses the one without the other), and keepalived -t accepts the file. */
+static void test_lone_gateway(void **state _unused_) {
+        _cleanup_(step_render_done) struct step_render r = {};
+        _cleanup_free_ char *out = NULL;
+        struct fixture f = {};
+        const struct step_file *conf;
+        struct step_ctx c;
+
+        fixture_load(&f, "three-nodes.json", NULL);
+        for (size_t i = 1; i < f.plan->n; i++)
+                f.plan->nodes[i].roles &= ~(unsigned)ROLE_GATEWAY;
+        ctx_for(&f, 0, &c);
+        assert_int_equal(step_keepalived.render(&c, &r), 0);
+        conf = find_file(&r, "/etc/keepalived/keepalived.conf");
+        assert_non_null(conf);
+        assert_null(strstr(conf->content, "unicast_src_ip"));
+        assert_null(strstr(conf->content, "unicast_peer"));
+        assert_line(conf->content, "state BACKUP");
+        if (have("keepalived")) {
+                for (size_t k = 0; k < r.n_files; k++) {
+                        _cleanup_free_ char *dir = strdup(r.files[k].path);
+
+                        *strrchr(dir, '/') = 0;
+                        assert_int_equal(mkdir_parents(dir, 0755), 0);
+                        assert_int_equal(write_file_atomic(r.files[k].path, r.files[k].content,
+                                                           strlen(r.files[k].content),
+                                                           r.files[k].mode),
+                                         0);
+                }
+                if (run_command(r.commands[0], &out) != 0)
+                        fail_msg("keepalived rejects the lone gateway's config:\n%s", out);
+        }
+        fixture_done(&f);
+}
+
 static void test_keepalived_config_test(void **state _unused_) {
         validate_step(&step_keepalived, "keepalived");
 }
@@ -274,6 +310,7 @@ int main(void) {
                 cmocka_unit_test(test_skips),
                 cmocka_unit_test(test_no_interface),
                 cmocka_unit_test(test_haproxy_fields),
+                cmocka_unit_test(test_lone_gateway),
                 cmocka_unit_test(test_keepalived_config_test),
                 cmocka_unit_test(test_haproxy_config_test),
         };

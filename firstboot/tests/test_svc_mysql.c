@@ -22,6 +22,10 @@
 
 #define PW "s3cret'pw\\x"
 #define PW_SQL "'s3cret\\'pw\\\\x'"
+#define SEED   "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define SECRETS                                                                                    \
+        "join_token=abc\nmysql_replication_password=" PW                                           \
+        "\nmysql_rainbond_password=rb'pw\nca_seed=" SEED "\n"
 
 static const char *const base_yaml = "cluster:\n"
                                      "  name: t\n"
@@ -54,10 +58,7 @@ static void fixture_load(struct fixture *f, const char *extra_yaml, bool secrets
         assert_int_equal(mkdir_parents(path, 0700), 0);
         if (secrets) {
                 assert_int_equal(asprintf_safe(&env, "%s/cluster.env", path), 0);
-                assert_int_equal(write_file_atomic(env, "join_token=abc\nmysql_replication_password=" PW "\n",
-                                                   strlen("join_token=abc\nmysql_replication_password=" PW "\n"),
-                                                   0600),
-                                 0);
+                assert_int_equal(write_file_atomic(env, SECRETS, strlen(SECRETS), 0600), 0);
         }
 }
 
@@ -149,10 +150,13 @@ static void check_cnf(const struct fixture *f, size_t i, enum mysql_dialect d) {
         _cleanup_free_ char *cnf = NULL, *want = NULL;
         const struct node_plan *np = &f->plan->nodes[i];
         bool primary = np->flags & PLAN_MYSQL_PRIMARY, maria = d == MYSQL_DIALECT_MARIADB;
+        struct mysql_role role;
         struct step_ctx c;
 
         ctx_for(f, i, &c);
-        assert_int_equal(mysql_render_cnf(&c, d, &cnf), 0);
+        assert_int_equal(mysql_role_get(&c, NULL, &role), 0);
+        assert_false(role.tls);
+        assert_int_equal(mysql_render_cnf(&c, d, &role, &cnf), 0);
         assert_int_equal(asprintf_safe(&want, "server_id = %zu", i + 1), 0);
         assert_line(cnf, want);
         free(want);
@@ -169,6 +173,8 @@ static void check_cnf(const struct fixture *f, size_t i, enum mysql_dialect d) {
         assert_line(cnf, "binlog_format = ROW");
         assert_line(cnf, "character_set_server = utf8mb4");
         assert_line(cnf, "default_character_set = utf8mb4");
+        /* No pki files in the fixture: no TLS options, the server starts without them. */
+        assert_false(strstr(cnf, "ssl_"));
         if (maria) {
                 assert_line(cnf, "gtid_strict_mode = ON");
                 assert_line(cnf, "log_slave_updates = ON");
@@ -206,10 +212,17 @@ static void check_sql(const struct fixture *f, size_t i, enum mysql_dialect d) {
         _cleanup_free_ char *sql = NULL;
         const struct node_plan *np = &f->plan->nodes[i];
         bool maria = d == MYSQL_DIALECT_MARIADB;
+        struct mysql_role role;
         struct step_ctx c;
 
         ctx_for(f, i, &c);
-        assert_int_equal(mysql_render_sql(&c, d, PW, "rb'pw", &sql), 0);
+        assert_int_equal(mysql_role_get(&c, NULL, &role), 0);
+        assert_int_equal(mysql_render_sql(&c, d, &role,
+                                          &(struct mysql_secrets){.repl = PW,
+                                                                  .rainbond = "rb'pw",
+                                                                  .admin = "adminpw"},
+                                          &sql),
+                         0);
         if (np->flags & PLAN_MYSQL_PRIMARY) {
                 const char *coll = maria ? "utf8mb4_unicode_ci" : "utf8mb4_0900_ai_ci";
                 _cleanup_free_ char *db1 = NULL, *db2 = NULL;
@@ -227,9 +240,19 @@ static void check_sql(const struct fixture *f, size_t i, enum mysql_dialect d) {
                 assert_line(sql, maria ? "CREATE USER IF NOT EXISTS 'rainbond'@'%' IDENTIFIED BY 'rb\\'pw';"
                                        : "CREATE USER IF NOT EXISTS 'rainbond'@'%' IDENTIFIED WITH "
                                          "mysql_native_password BY 'rb\\'pw';");
-                assert_line(sql, maria ? "ALTER USER 'rainbond'@'%' IDENTIFIED BY 'rb\\'pw';"
-                                       : "ALTER USER 'rainbond'@'%' IDENTIFIED WITH "
-                                         "mysql_native_password BY 'rb\\'pw';");
+                assert_line(
+                        sql,
+                        maria ? "ALTER USER 'rainbond'@'%' IDENTIFIED BY 'rb\\'pw' REQUIRE NONE;"
+                              : "ALTER USER 'rainbond'@'%' IDENTIFIED WITH "
+                                "mysql_native_password BY 'rb\\'pw' REQUIRE NONE;");
+                assert_line(
+                        sql,
+                        maria ? "CREATE USER IF NOT EXISTS 'rainboot_admin'@'%' IDENTIFIED BY "
+                                "'adminpw';"
+                              : "CREATE USER IF NOT EXISTS 'rainboot_admin'@'%' IDENTIFIED WITH "
+                                "caching_sha2_password BY 'adminpw';");
+                assert_line(sql, "GRANT ALL PRIVILEGES ON *.* TO 'rainboot_admin'@'%';");
+                assert_false(strstr(sql, "RESET "));
                 assert_line(sql, "GRANT ALL PRIVILEGES ON `console`.* TO 'rainbond'@'%';");
                 assert_line(sql, "GRANT ALL PRIVILEGES ON `region`.* TO 'rainbond'@'%';");
                 assert_false(strstr(sql, "CHANGE "));
@@ -239,16 +262,26 @@ static void check_sql(const struct fixture *f, size_t i, enum mysql_dialect d) {
                 size_t p = primary_index(f->plan);
 
                 if (maria)
-                        assert_int_equal(asprintf_safe(&want, "CHANGE MASTER TO MASTER_HOST='192.0.2.%zu', "
-                                                              "MASTER_PORT=3306, MASTER_USER='replicator', "
-                                                              "MASTER_PASSWORD=" PW_SQL ", MASTER_USE_GTID=slave_pos, "
-                                                              "MASTER_CONNECT_RETRY=2;", 11 + p), 0);
+                        assert_int_equal(
+                                asprintf_safe(&want,
+                                              "CHANGE MASTER TO MASTER_HOST='192.0.2.%zu', "
+                                              "MASTER_PORT=3306, MASTER_USER='replicator', "
+                                              "MASTER_PASSWORD=" PW_SQL
+                                              ", MASTER_USE_GTID=slave_pos, "
+                                              "MASTER_CONNECT_RETRY=2, MASTER_SSL=0;",
+                                              11 + p),
+                                0);
                 else
-                        assert_int_equal(asprintf_safe(&want, "CHANGE REPLICATION SOURCE TO SOURCE_HOST='192.0.2.%zu', "
-                                                              "SOURCE_PORT=3306, SOURCE_USER='replicator', "
-                                                              "SOURCE_PASSWORD=" PW_SQL ", SOURCE_AUTO_POSITION=1, "
-                                                              "GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=2;",
-                                                       11 + p), 0);
+                        assert_int_equal(
+                                asprintf_safe(
+                                        &want,
+                                        "CHANGE REPLICATION SOURCE TO SOURCE_HOST='192.0.2.%zu', "
+                                        "SOURCE_PORT=3306, SOURCE_USER='replicator', "
+                                        "SOURCE_PASSWORD=" PW_SQL ", SOURCE_AUTO_POSITION=1, "
+                                        "GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=2, "
+                                        "SOURCE_SSL=0;",
+                                        11 + p),
+                                0);
                 assert_line(sql, want);
                 assert_line(sql, maria ? "STOP SLAVE;" : "STOP REPLICA;");
                 assert_line(sql, maria ? "START SLAVE;" : "START REPLICA;");
@@ -294,7 +327,7 @@ static void test_render_step(void **state _unused_) {
                 assert_int_equal(asprintf_safe(&sql, "%s/secrets/mysql-setup.sql", f.state_dir), 0);
                 assert_int_equal(asprintf_safe(&defaults, "--defaults-file=%s", cnf), 0);
                 assert_int_equal(asprintf_safe(&source, "source %s", sql), 0);
-                assert_int_equal(r.n_files, 2);
+                assert_int_equal(r.n_files, 3);
                 assert_string_equal(r.files[0].path, cnf);
                 assert_int_equal(r.files[0].mode, 0644);
                 /* The SQL holds the passwords. */
@@ -302,10 +335,18 @@ static void test_render_step(void **state _unused_) {
                 assert_int_equal(r.files[1].mode, 0600);
                 assert_contains(r.files[1].content, PW_SQL);
                 assert_false(strstr(r.files[0].content, "s3cret"));
+                /* The admin's client file holds its derived password. */
+                assert_true(endswith(r.files[2].path, "/state/secrets/mysql-admin.cnf"));
+                assert_int_equal(r.files[2].mode, 0600);
+                assert_contains(r.files[2].content, "user = rainboot_admin\n");
+                assert_false(strstr(r.files[2].content, "ssl"));
                 assert_int_equal(r.n_commands, 2);
                 assert_string_equal(r.commands[0][0], "sh");
-                assert_contains(r.commands[0][2], maria ? "exec mariadb-install-db" : "exec mysqld");
-                assert_contains(r.commands[0][2], "[ -d \"$1/mysql\" ] ||");
+                /* Initialised beside the datadir, renamed into place once complete. */
+                assert_contains(r.commands[0][2], maria ? "mariadb-install-db \"$3\" --datadir=\"$1.init\""
+                                                        : "mysqld \"$3\" --datadir=\"$1.init\"");
+                assert_contains(r.commands[0][2], "[ -d \"$1/mysql\" ] && exit 0;");
+                assert_contains(r.commands[0][2], "exec mv -T \"$1.init\" \"$1\"");
                 assert_string_equal(r.commands[0][6], defaults);
                 assert_string_equal(r.commands[1][0], maria ? "mariadb" : "mysql");
                 assert_string_equal(r.commands[1][1], defaults);
@@ -328,7 +369,9 @@ static int fake_version(void *userdata, char *const argv[], char **ret_output) {
         const char *const *v = userdata; /* [0] mariadbd's answer, [1] mysqld's; NULL: absent */
         const char *ans = streq(argv[0], "mariadbd") ? v[0] : streq(argv[0], "mysqld") ? v[1] : NULL;
 
-        assert_string_equal(argv[1], "--version");
+        /* Anything else (the client asking servers about promotions): nobody answers. */
+        if (!streq(argv[1], "--version"))
+                return 1;
         if (!ans)
                 return 127;
         *ret_output = strdup(ans);
@@ -399,7 +442,10 @@ static void test_mariadbd_accepts_cnf(void **state _unused_) {
                 struct step_ctx c;
 
                 ctx_for(&f, i, &c);
-                assert_int_equal(mysql_render_cnf(&c, MYSQL_DIALECT_MARIADB, &cnf), 0);
+                struct mysql_role role;
+
+                assert_int_equal(mysql_role_get(&c, NULL, &role), 0);
+                assert_int_equal(mysql_render_cnf(&c, MYSQL_DIALECT_MARIADB, &role, &cnf), 0);
                 assert_int_equal(asprintf_safe(&path, "%s/my.cnf", f.root), 0);
                 assert_int_equal(write_file_atomic(path, cnf, strlen(cnf), 0644), 0);
                 assert_int_equal(asprintf_safe(&arg, "--defaults-file=%s", path), 0);
@@ -412,6 +458,276 @@ static void test_mariadbd_accepts_cnf(void **state _unused_) {
         fixture_done(&f);
 }
 
+static void write_under(const struct fixture *f, const char *path, const char *content) {
+        _cleanup_free_ char *full = NULL, *dir = NULL;
+
+        assert_int_equal(asprintf_safe(&full, "%s%s", f->root, path), 0);
+        dir = strdup(full);
+        assert_non_null(dir);
+        *strrchr(dir, '/') = 0;
+        assert_int_equal(mkdir_parents(dir, 0755), 0);
+        assert_int_equal(write_file_atomic(full, content, strlen(content), 0600), 0);
+}
+
+/* With the pki step's files: the server offers TLS, replicas use it and check the
+ * primary's certificate, the replication and admin accounts require it. */
+static void test_tls(void **state _unused_) {
+        struct fixture f = {};
+        size_t pi;
+
+        fixture_load(&f, NULL, true);
+        pi = primary_index(f.plan);
+        for (size_t i = 0; i < f.plan->n; i++) {
+                _cleanup_free_ char *cnf = NULL, *ca = NULL, *want = NULL;
+                struct mysql_role role;
+                struct step_ctx c;
+
+                ctx_for(&f, i, &c);
+                if (i == 0) {
+                        assert_int_equal(mysql_role_get(&c, NULL, &role), 0);
+                        assert_false(role.tls);
+                        /* Two of three files: still off. */
+                        write_under(&f, "/etc/rainboot/pki/ca.crt", "CA");
+                        write_under(&f, "/etc/rainboot/pki/mysql.crt", "CERT");
+                        assert_int_equal(mysql_role_get(&c, NULL, &role), 0);
+                        assert_false(role.tls);
+                        write_under(&f, "/etc/rainboot/pki/mysql.key", "KEY");
+                }
+                assert_int_equal(mysql_role_get(&c, NULL, &role), 0);
+                assert_true(role.tls);
+                assert_int_equal(asprintf_safe(&ca, "%s/etc/rainboot/pki/ca.crt", f.root), 0);
+                for (int d = MYSQL_DIALECT_MARIADB; d <= MYSQL_DIALECT_MYSQL8; d++) {
+                        _cleanup_free_ char *sql = NULL;
+                        bool maria = d == MYSQL_DIALECT_MARIADB;
+
+                        free(cnf);
+                        cnf = NULL;
+                        assert_int_equal(mysql_render_cnf(&c, d, &role, &cnf), 0);
+                        free(want);
+                        assert_int_equal(asprintf_safe(&want, "ssl_ca = %s", ca), 0);
+                        assert_line(cnf, want);
+                        free(want);
+                        assert_int_equal(asprintf_safe(&want,
+                                                       "ssl_key = %s/etc/rainboot/pki/mysql.key",
+                                                       f.root),
+                                         0);
+                        assert_line(cnf, want);
+                        assert_int_equal(mysql_render_sql(&c, d, &role,
+                                                          &(struct mysql_secrets){.repl = PW,
+                                                                                  .rainbond = "rb",
+                                                                                  .admin = "ad"},
+                                                          &sql),
+                                         0);
+                        if (i == pi) {
+                                assert_contains(sql, "'replicator'@'%' IDENTIFIED ");
+                                assert_contains(sql, " REQUIRE SSL;\nGRANT REPLICATION SLAVE");
+                                assert_contains(sql, "BY 'ad' REQUIRE SSL;");
+                                assert_contains(sql, "BY 'rb' REQUIRE NONE;");
+                        } else {
+                                free(want);
+                                assert_int_equal(
+                                        asprintf_safe(
+                                                &want,
+                                                maria ? ", MASTER_SSL=1, MASTER_SSL_CA='%s', "
+                                                      : ", SOURCE_SSL=1, SOURCE_SSL_CA='%s', ",
+                                                ca),
+                                        0);
+                                assert_contains(sql, want);
+                                assert_contains(sql, maria ? "MASTER_SSL_VERIFY_SERVER_CERT=1;"
+                                                           : "SOURCE_SSL_VERIFY_SERVER_CERT=1;");
+                        }
+                }
+        }
+        /* The admin's client file checks the server certificate. */
+        {
+                _cleanup_free_ char *adm = NULL;
+                struct step_ctx c;
+
+                ctx_for(&f, 0, &c);
+                assert_int_equal(mysql_admin_cnf(&c, MYSQL_DIALECT_MARIADB, &adm), 0);
+                assert_line(adm, "ssl_verify_server_cert");
+                free(adm);
+                adm = NULL;
+                assert_int_equal(mysql_admin_cnf(&c, MYSQL_DIALECT_MYSQL8, &adm), 0);
+                assert_line(adm, "ssl_mode = VERIFY_IDENTITY");
+        }
+        fixture_done(&f);
+}
+
+static void test_admin_password(void **state _unused_) {
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        struct fixture f = {};
+        struct step_ctx c;
+
+        fixture_load(&f, NULL, true);
+        ctx_for(&f, 0, &c);
+        assert_int_equal(mysql_admin_password(&c, &a), 0);
+        ctx_for(&f, 1, &c);
+        assert_int_equal(mysql_admin_password(&c, &b), 0);
+        /* Same on every node, hex, and not the seed itself. */
+        assert_string_equal(a, b);
+        assert_int_equal(strlen(a), 48);
+        assert_int_equal(strspn(a, "0123456789abcdef"), 48);
+        assert_false(strstr(SEED, a));
+        fixture_done(&f);
+}
+
+/* No fallback to the replication password: a missing Rainbond password is an error. */
+static void test_rainbond_password_required(void **state _unused_) {
+        _cleanup_(step_render_done) struct step_render r = {};
+        _cleanup_free_ char *env = NULL;
+        static const char text[] = "mysql_replication_password=x\n";
+        struct fixture f = {};
+        struct step_ctx c;
+
+        fixture_load(&f, NULL, true);
+        assert_int_equal(asprintf_safe(&env, "%s/secrets/cluster.env", f.state_dir), 0);
+        assert_int_equal(write_file_atomic(env, text, strlen(text), 0600), 0);
+        ctx_for(&f, 0, &c);
+        assert_int_equal(mysql_render(&c, MYSQL_DIALECT_MARIADB, &r), -ENOENT);
+        fixture_done(&f);
+}
+
+static void test_promotion_record(void **state _unused_) {
+        struct fixture f = {};
+        struct mysql_promotion p = {.generation = 2, .gtid = "0-2-17", .time = 1700000000}, q;
+        _cleanup_free_ char *sql = NULL;
+        size_t pi, np = SIZE_MAX, other = SIZE_MAX;
+
+        fixture_load(&f, NULL, true);
+        pi = primary_index(f.plan);
+        for (size_t i = 0; i < f.plan->n; i++)
+                if (i != pi) {
+                        if (np == SIZE_MAX)
+                                np = i;
+                        else
+                                other = i;
+                }
+        assert_int_equal(mysql_promotion_load(f.state_dir, &q), -ENOENT);
+        memcpy(p.primary, f.plan->nodes[np].id, NODE_ID_LEN);
+        memcpy(p.previous, f.plan->nodes[pi].id, NODE_ID_LEN);
+        assert_int_equal(mysql_promotion_save(f.state_dir, &p), 0);
+        assert_int_equal(mysql_promotion_load(f.state_dir, &q), 0);
+        assert_int_equal(q.generation, 2);
+        assert_memory_equal(q.primary, p.primary, NODE_ID_LEN);
+        assert_memory_equal(q.previous, p.previous, NODE_ID_LEN);
+        assert_string_equal(q.gtid, "0-2-17");
+        assert_int_equal(q.time, 1700000000);
+
+        assert_int_equal(mysql_promotion_sql(&p, &sql), 0);
+        assert_contains(sql, "CREATE TABLE IF NOT EXISTS `rainboot`.`promotion`");
+        assert_contains(sql, "REPLACE INTO `rainboot`.`promotion`");
+        assert_contains(sql, "'0-2-17', FROM_UNIXTIME(1700000000));");
+        {
+                char prim[33], prev[33], row[160];
+
+                node_id_to_hex(p.primary, prim);
+                node_id_to_hex(p.previous, prev);
+                snprintf(row, sizeof row, "2\t%s\t%s\t0-2-17\t1700000000\n", prim, prev);
+                memset(&q, 0, sizeof q);
+                assert_int_equal(mysql_promotion_from_row(row, &q), 0);
+                assert_int_equal(q.generation, 2);
+                assert_memory_equal(q.primary, p.primary, NODE_ID_LEN);
+                assert_string_equal(q.gtid, "0-2-17");
+                snprintf(row, sizeof row, "3\t%s\t%s\t\t1700000001\n", prim, prev);
+                assert_int_equal(mysql_promotion_from_row(row, &q), 0);
+                assert_int_equal(q.generation, 3);
+                assert_string_equal(q.gtid, "");
+                assert_int_equal(mysql_promotion_from_row("garbage", &q), -EBADMSG);
+        }
+
+        /* The promoted replica renders as primary, leaves replication; the old primary
+         * follows it as a former primary; the other replica follows it too. */
+        for (size_t i = 0; i < f.plan->n; i++) {
+                _cleanup_free_ char *cnf = NULL, *s2 = NULL, *want = NULL;
+                struct mysql_role role;
+                struct step_ctx c;
+
+                ctx_for(&f, i, &c);
+                assert_int_equal(mysql_role_get(&c, &p, &role), 0);
+                assert_true(role.promoted);
+                assert_memory_equal(role.primary->id, f.plan->nodes[np].id, NODE_ID_LEN);
+                assert_int_equal(mysql_render_cnf(&c, MYSQL_DIALECT_MARIADB, &role, &cnf), 0);
+                assert_int_equal(
+                        mysql_render_sql(&c, MYSQL_DIALECT_MARIADB, &role,
+                                         &(struct mysql_secrets){.repl = PW, .rainbond = "rb"},
+                                         &s2),
+                        0);
+                if (i == np) {
+                        assert_no_line(cnf, "read_only = ON");
+                        assert_line(cnf, "rpl_semi_sync_master_enabled = ON");
+                        assert_contains(s2, "STOP SLAVE;\nRESET SLAVE ALL;\n");
+                        assert_contains(s2, "CREATE DATABASE IF NOT EXISTS `console`");
+                        continue;
+                }
+                assert_line(cnf, "read_only = ON");
+                assert_false(strstr(s2, "CREATE "));
+                assert_int_equal(asprintf_safe(&want, "MASTER_HOST='192.0.2.%zu'", 11 + np), 0);
+                assert_contains(s2, want);
+                assert_int_equal(role.former_primary, i == pi);
+                assert_contains(s2, i == pi ? "MASTER_USE_GTID=current_pos"
+                                            : "MASTER_USE_GTID=slave_pos");
+        }
+        (void)other;
+
+        /* The whole step reads the record from the state directory. */
+        {
+                _cleanup_(step_render_done) struct step_render r = {};
+                struct step_ctx c;
+
+                ctx_for(&f, pi, &c);
+                assert_int_equal(mysql_render(&c, MYSQL_DIALECT_MARIADB, &r), 0);
+                assert_contains(r.files[1].content, "MASTER_USE_GTID=current_pos");
+                assert_contains(r.files[0].content, "read_only = ON");
+        }
+        fixture_done(&f);
+}
+
+static void test_external(void **state _unused_) {
+        _cleanup_(step_render_done) struct step_render r = {};
+        _cleanup_free_ char *sql = NULL;
+        struct fixture f = {};
+        struct step_ctx c;
+        size_t boot = SIZE_MAX;
+
+        fixture_load(&f,
+                     "external:\n  mysql:\n    host: db.example.com\n    port: 3307\n"
+                     "    username: rb\n    password: 'p\"w\\x'\n    console_database: c1\n",
+                     true);
+        for (size_t i = 0; i < f.plan->n; i++) {
+                ctx_for(&f, i, &c);
+                if (f.plan->nodes[i].flags & PLAN_BOOTSTRAP) {
+                        boot = i;
+                        assert_null(step_mysql_external.skip_reason(&c));
+                } else {
+                        assert_non_null(strstr(step_mysql_external.skip_reason(&c), "bootstrap"));
+                }
+        }
+        assert_int_not_equal(boot, SIZE_MAX);
+        assert_int_equal(mysql_external_sql(f.cfg, &sql), 0);
+        assert_line(sql, "CREATE DATABASE IF NOT EXISTS `c1` CHARACTER SET utf8mb4 COLLATE "
+                         "utf8mb4_unicode_ci;");
+        assert_line(sql, "CREATE DATABASE IF NOT EXISTS `region` CHARACTER SET utf8mb4 COLLATE "
+                         "utf8mb4_unicode_ci;");
+        ctx_for(&f, boot, &c);
+        assert_int_equal(step_mysql_external.render(&c, &r), 0);
+        assert_int_equal(r.n_files, 1);
+        assert_int_equal(r.files[0].mode, 0600);
+        assert_line(r.files[0].content, "host = db.example.com");
+        assert_line(r.files[0].content, "port = 3307");
+        assert_line(r.files[0].content, "password = \"p\\\"w\\\\x\"");
+        /* The password is in the 0600 file only, never on a command line. */
+        for (size_t k = 0; k < r.n_commands; k++)
+                for (char **a = r.commands[k]; *a; a++)
+                        assert_false(strstr(*a, "p\"w"));
+        fixture_done(&f);
+
+        fixture_load(&f, NULL, true);
+        ctx_for(&f, 0, &c);
+        assert_non_null(strstr(step_mysql_external.skip_reason(&c), "no external.mysql"));
+        fixture_done(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_dialect_from_version),
@@ -420,6 +736,11 @@ int main(void) {
                 cmocka_unit_test(test_dialect_probe),
                 cmocka_unit_test(test_skips),
                 cmocka_unit_test(test_mariadbd_accepts_cnf),
+                cmocka_unit_test(test_tls),
+                cmocka_unit_test(test_admin_password),
+                cmocka_unit_test(test_rainbond_password_required),
+                cmocka_unit_test(test_promotion_record),
+                cmocka_unit_test(test_external),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,8 @@ hn_add_node() {
         mkdir -p "$HN_DIR/node$i/state"
         ip netns add "$ns" || return 1
         ip -n "$ns" link set lo up
+        # As the image's sysctl.d does: haproxy binds the VIP where it is not held.
+        ip netns exec "$ns" sysctl -qw net.ipv4.ip_nonlocal_bind=1
         ip -n "$ns" link add eth0 type veth peer name "p$i" netns "$HN_HUB"
         ip -n "$ns" link set eth0 address "52:54:00:00:01:$(printf %02x "$i")"
         ip -n "$ns" addr add "$HN_SUBNET.$((10 + i))/24" dev eth0
