@@ -9,6 +9,7 @@
 #include <ifaddrs.h>
 #include <inttypes.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -549,6 +550,26 @@ static int render(const struct status_opts *opt, struct json_object *o, char **r
         return 0;
 }
 
+/* A console dashboard must fit its screen: a line that wraps or a screen that scrolls
+ * pushes the node's name off the top. */
+static void fit_screen(char *text) {
+        struct winsize ws = {};
+        unsigned row = 0;
+        char *out = text;
+
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_row < 4 || ws.ws_col < 20)
+                ws = (struct winsize){ .ws_row = 25, .ws_col = 80 };
+        for (char *line = text; *line && row + 2 < ws.ws_row; row++) {
+                size_t len = strcspn(line, "\n"), keep = len < ws.ws_col ? len : ws.ws_col - 1u;
+
+                memmove(out, line, keep);
+                out += keep;
+                *out++ = '\n';
+                line += len + (line[len] == '\n');
+        }
+        *out = '\0';
+}
+
 static void sleep_ms(unsigned ms) {
         struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
 
@@ -583,6 +604,8 @@ static int watch(const struct status_opts *opt, const uint8_t id[NODE_ID_LEN],
                                 time_t t = time(NULL);
                                 char when[32];
 
+                                if (tty)
+                                        fit_screen(text);
                                 strftime(when, sizeof when, "%H:%M:%S %Z", localtime(&t));
                                 printf("%s%s\nupdated %s%s\n", tty ? "\033[H\033[2J" : "", text, when,
                                        tty ? "    (a login shell is on Alt+F2)" : "");

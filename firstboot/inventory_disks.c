@@ -21,7 +21,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev *, udev_unref);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_enumerate *, udev_enumerate_unref);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_device *, udev_device_unref);
 DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 static inline void disk_donep(struct disk *d) {
         disk_done(d);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The bring-up journal: <state_dir>/journal.json, one entry per step, rewritten
  * atomically on every state change so a crash leaves either the old or the new record. */
+#include <dirent.h>
 #include <json-c/json.h>
 
 #include "json_util.h"
@@ -44,8 +45,10 @@ struct journal_entry *journal_find(const struct journal *j, const char *name) {
         return NULL;
 }
 
+#define JOURNAL_FILE "journal.json"
+
 static int journal_path(const char *state_dir, char **ret) {
-        return asprintf_safe(ret, "%s/journal.json", state_dir);
+        return asprintf_safe(ret, "%s/" JOURNAL_FILE, state_dir);
 }
 
 int journal_to_json(const struct journal *j, char **ret) {
@@ -141,6 +144,21 @@ static int parse_entry(struct json_object *s, struct journal_entry *e) {
         return 0;
 }
 
+/* A kill -9 inside write_file_atomic() leaves its temporary file behind; the journal is
+ * written far more often than anything else, so that is where they pile up. */
+static void remove_stale_temps(const char *state_dir) {
+        _cleanup_(closedirp) DIR *d = opendir(state_dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (startswith(de->d_name, JOURNAL_FILE ".tmp.") &&
+                    unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        log_debug("Removed %s/%s, left by an interrupted run", state_dir,
+                                  de->d_name);
+}
+
 int journal_load(const char *state_dir, struct journal *ret) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         _cleanup_(json_object_putp) struct json_object *o = NULL;
@@ -152,6 +170,7 @@ int journal_load(const char *state_dir, struct journal *ret) {
         r = journal_path(state_dir, &path);
         if (r < 0)
                 return r;
+        remove_stale_temps(state_dir);
         r = read_full_file(path, &text, NULL);
         if (r == -ENOENT) {
                 *ret = (struct journal){};

@@ -16,6 +16,8 @@
 #define PKI_DIR "/etc/rainboot/pki"
 /* Where the appliance's system trust picks the CA up (update-ca-certificates). */
 #define PKI_SYSTEM_TRUST "/usr/local/share/ca-certificates/rainboot-ca.crt"
+/* What update-ca-certificates makes of it. */
+#define PKI_SYSTEM_TRUST_LINK "/etc/ssl/certs/rainboot-ca.pem"
 
 /* The services the pki step issues a certificate for, on every node holding the
  * secrets: PKI_DIR/<name>.crt and .key. */

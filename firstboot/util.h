@@ -2,6 +2,7 @@
 /* Small shared helpers: cleanup attributes, string vectors, atomic files, exec. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -55,6 +56,7 @@ static inline void fclosep(FILE **f) {
                 if (*p)                                                        \
                         func(*p);                                              \
         }
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* NULL-terminated string vectors. */
 char **strv_free(char **l);

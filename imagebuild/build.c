@@ -455,11 +455,12 @@ static int clamp_times(struct build *b, const char *dir, bool atimes) {
 
                 if (e->fts_info == FTS_DP || !e->fts_statp || e->fts_info == FTS_NS)
                         continue;
-                if (e->fts_statp->st_mtime < b->epoch) {
-                        if (!atimes)
-                                continue;
+                /* Through an overlay, touching a lower file would copy it up: leave
+                 * alone what is already clamped. */
+                if (!atimes && e->fts_statp->st_mtime <= b->epoch)
+                        continue;
+                if (e->fts_statp->st_mtime < b->epoch)
                         ts[1] = e->fts_statp->st_mtim;
-                }
                 if (utimensat(AT_FDCWD, e->fts_path, ts, AT_SYMLINK_NOFOLLOW) < 0) {
                         r = log_error_errno(errno, "stage %s: cannot set the time of %s: %m",
                                             b->stage_name, e->fts_path);

@@ -245,7 +245,7 @@ cl_status() {
 }
 
 CL_SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
-             -o ConnectTimeout=5 -o LogLevel=ERROR -o ServerAliveInterval=5 -o ServerAliveCountMax=3)
+             -o ConnectTimeout=30 -o LogLevel=ERROR -o ServerAliveInterval=5 -o ServerAliveCountMax=3)
 # cl_ssh I CMD...: run a command as root on VM I, over SSH from inside the namespace.
 cl_ssh() {
         local i=$1

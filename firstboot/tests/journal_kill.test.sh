@@ -257,13 +257,12 @@ snapshot() {
                         >"$d/mysql" 2>&1
         fi
         if [ -f "$state/run/etcd.pid" ]; then
-                local pki=$root/etc/rainboot/pki
-                ip netns exec "$ns" env ETCDCTL_API=3 etcdctl --endpoints "https://$HN_SUBNET.$((10 + me)):2379" \
-                        --cacert "$pki/ca.crt" --cert "$pki/etcd.crt" --key "$pki/etcd.key" \
-                        --dial-timeout 2s --command-timeout 5s member list -w json 2>/dev/null |
-                        jq -r '.members[] | "member \(.name) \(.peerURLs | join(","))"' | sort >"$d/etcd"
-                # An empty list would compare equal to another empty list: not a check.
-                [ -s "$d/etcd" ] || echo "etcd member list failed" >"$d/etcd"
+                # The membership this member bootstrapped from its data: only this one of
+                # the plan's three etcd members runs here, and etcd serves no client before
+                # a quorum has seen it publish itself, so etcdctl cannot be asked. A second
+                # bootstrap (a new cluster id) or a re-added member shows up as more lines.
+                grep -o 'added member [0-9a-f]* \[[^]]*\] to cluster [0-9a-f]*' \
+                        "$state/log/etcd.log" 2>/dev/null | sort -u >"$d/etcd"
         fi
 }
 
@@ -285,8 +284,8 @@ done
 jsteps=$(jq -r '.steps[].name' "$state/journal.json")
 check "the journal lists the steps plan --steps lists ($(echo $jsteps))" \
         [ "$(sort <<<"$jsteps")" = "$(sort <<<"$steps")" ]
-check "the reference run lists etcd's member over https with the cluster certificates" \
-        grep -q '^member ' "$ref-a/etcd"
+check "the reference run's etcd bootstrapped its three members over https" \
+        [ "$(grep -c '^added member .* \[https://' "$ref-a/etcd")" -eq 3 ]
 check "every step is done or skipped in the reference run" \
         bash -c "! grep -qv ' \(done\|skipped\)\$' '$ref-a/journal'"
 check "two uninterrupted runs end with the same journal states, services and databases" \
@@ -400,7 +399,7 @@ for st in $order; do
         check "step $st has kill points ($n)" [ "$n" -gt 0 ]
         ((n > nchains)) && nchains=$n
 done
-BUDGET=${JK_BUDGET:-300}
+BUDGET=${JK_BUDGET:-120}
 
 # interrupt POINT LOG: arm, start apply, kill it at the point; sets $got (step state).
 # 0 killed mid-step, 1 apply ended before the point, 2 too late (timing kinds).
@@ -487,7 +486,7 @@ for ((c = 1; c <= nchains; c++)); do
                         cmp -s "$ref-a/mysql" "$snap/mysql"
         fi
         if [ -e "$ref-a/etcd" ]; then
-                check "chain $c: etcd has the same single member" cmp -s "$ref-a/etcd" "$snap/etcd"
+                check "chain $c: etcd has the same members and cluster id" cmp -s "$ref-a/etcd" "$snap/etcd"
         fi
 done
 echo "# $k kills in $((c - 1)) chains over the steps: $(echo $order)"

@@ -430,9 +430,9 @@ static void test_gateways_by_nics(void **state) {
 
         check_plan(p, 5, &cfg, 3, 2);
         assert_true(find_host(p, "n1")->roles & ROLE_GATEWAY);
-        assert_int_equal(find_host(p, "n1")->vrrp_priority, 150);
+        assert_int_equal(find_host(p, "n1")->vrrp_priority, VRRP_PRIORITY_FIRST);
         assert_true(find_host(p, "n3")->roles & ROLE_GATEWAY);
-        assert_int_equal(find_host(p, "n3")->vrrp_priority, 140);
+        assert_int_equal(find_host(p, "n3")->vrrp_priority, VRRP_PRIORITY_FIRST - VRRP_PRIORITY_STEP);
         /* Registry: the first gateway with a data disk, though it comes second. */
         assert_true(find_host(p, "n3")->roles & ROLE_REGISTRY);
         assert_false(find_host(p, "n1")->roles & ROLE_REGISTRY);
@@ -502,7 +502,7 @@ static void test_pins(void **state) {
         assert_true(n4->roles & ROLE_GATEWAY);
         assert_true(n4->roles & ROLE_REGISTRY);
         assert_true(n4->roles & ROLE_BUILDER);
-        assert_int_equal(n4->vrrp_priority, 150); /* pins come first in the VRRP order */
+        assert_int_equal(n4->vrrp_priority, VRRP_PRIORITY_FIRST); /* pins come first in the VRRP order */
         assert_non_null(strstr(n4->reasons[0].text, "hostname N4"));
         assert_true(has_reason(n4, "rbd-chaos"));
         /* A pinned worker that is a master stays a worker too. */
@@ -696,7 +696,7 @@ static void test_late_joiner_fills_gateway(void **state) {
         np = role_plan_find(q, late.id);
         assert_non_null(np);
         assert_int_equal(np->roles, ROLE_WORKER | ROLE_GATEWAY);
-        assert_int_equal(np->vrrp_priority, 140);
+        assert_int_equal(np->vrrp_priority, VRRP_PRIORITY_FIRST - VRRP_PRIORITY_STEP);
         /* More memory than the master, but etcd membership is fixed at formation. */
         assert_false(np->roles & ROLE_MASTER);
         assert_int_equal(count_role(q, ROLE_MASTER), 1);

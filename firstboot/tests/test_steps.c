@@ -351,7 +351,7 @@ static void test_plan_json_roundtrip(void **state _unused_) {
                 assert_string_equal(q->nodes[i].hostname, p->nodes[i].hostname);
         }
         /* A changed priority no longer matches the digest. */
-        at = strstr(text, "\"vrrp_priority\": 150");
+        at = strstr(text, "\"vrrp_priority\": 250");
         assert_non_null(at);
         memcpy(at + strlen("\"vrrp_priority\": "), "151", 3);
         assert_int_equal(role_plan_from_json(text, "plan.json", &bad), -EBADMSG);
