@@ -14,13 +14,13 @@
 #include "log.h"
 #include "pki.h"
 #include "steps.h"
+#include "svc_kube.h"
 #include "util.h"
 
 #define ETCD_CONF "/etc/rainboot/etcd.conf.yml"
 #define ETCD_DROPIN "/etc/systemd/system/etcd.service.d/rainboot.conf"
 /* kubeadm 1.31+ wants etcd >= 3.5.11 and Debian 12 ships 3.4: the offline bundle's binary
- * wins when it is there. */
-#define ETCD_BUNDLE_BIN "/usr/share/rainboot/bundle/bin/etcd"
+ * named "etcd" wins when it is there. */
 #define ETCD_DEBIAN_BIN "/usr/bin/etcd"
 #define ETCD_CLIENT_PORT 2379
 #define ETCD_PEER_PORT 2380
@@ -142,10 +142,13 @@ static int etcd_render(const struct step_ctx *c, struct step_render *ret) {
         int r;
 
         if ((r = step_path(c, ETCD_CONF, &conf_path)) < 0 ||
-            (r = step_path(c, ETCD_DROPIN, &dropin_path)) < 0 ||
-            (r = step_path(c, ETCD_BUNDLE_BIN, &bundle)) < 0)
+            (r = step_path(c, ETCD_DROPIN, &dropin_path)) < 0)
                 return r;
-        bin = access(bundle, X_OK) == 0 ? bundle : ETCD_DEBIAN_BIN;
+        /* Looked up by name like every bundle artifact; no manifest means no bundle. */
+        r = kube_bundle_find(c, "binary", "etcd", &bundle);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        bin = r > 0 && access(bundle, X_OK) == 0 ? bundle : ETCD_DEBIAN_BIN;
         r = asprintf_safe(&data_dir, "%s%s/etcd", c->root, c->cfg->services_mount);
         if (r < 0)
                 return r;

@@ -203,15 +203,21 @@ static void test_services_mount(void **state _unused_) {
 }
 
 static void test_bundle_binary(void **state _unused_) {
+        static const char manifest[] =
+                "{\"version\":1,\"artifacts\":[{\"name\":\"etcd\",\"kind\":\"binary\","
+                "\"file\":\"bin/etcd-v3.5.16\",\"size\":0,\"sha256\":\"00\"}]}";
         _cleanup_(step_render_done) struct step_render r = {};
-        _cleanup_free_ char *dir = NULL, *bin = NULL;
+        _cleanup_free_ char *dir = NULL, *bin = NULL, *mpath = NULL;
         struct fixture f = {};
         int fd;
 
         fixture_load(&f, "three-nodes.json", NULL);
         assert_int_equal(asprintf_safe(&dir, "%s/usr/share/rainboot/bundle/bin", f.root), 0);
         assert_int_equal(mkdir_parents(dir, 0755), 0);
-        assert_int_equal(asprintf_safe(&bin, "%s/etcd", dir), 0);
+        /* Found by its name in the manifest, whatever the file is called. */
+        assert_int_equal(asprintf_safe(&mpath, "%s/usr/share/rainboot/bundle.json", f.root), 0);
+        assert_int_equal(write_file_atomic(mpath, manifest, strlen(manifest), 0644), 0);
+        assert_int_equal(asprintf_safe(&bin, "%s/etcd-v3.5.16", dir), 0);
         /* Not executable: not taken. */
         fd = open(bin, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
