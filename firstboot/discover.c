@@ -559,7 +559,7 @@ static int handle_secrets(struct daemon *d, const void *payload, size_t len) {
         }
         d->secrets = s;
         d->self.flags |= NODE_F_HAS_SECRETS;
-        log_info("cluster secrets received from the bootstrap node");
+        log_info("cluster secrets received from a member");
         return save_secrets(d);
 }
 
@@ -866,8 +866,11 @@ static int tick(struct daemon *d) {
         }
         free(live.nodes);
 
-        if (d->plan && d->plan0) {
-                const struct node_plan *me = role_plan_find(d->plan0, d->self.id);
+        /* A welcomed late joiner has a plan but no plan0 of its own; it still welcomes
+         * the next joiners when it is the lowest-id member heard (am_welcomer), and hands
+         * on the secrets, or nobody would once the original members are gone. */
+        if (d->plan) {
+                const struct node_plan *me = d->plan0 ? role_plan_find(d->plan0, d->self.id) : NULL;
 
                 if (me && (me->flags & PLAN_BOOTSTRAP) && !d->secrets) {
                         d->secrets = sodium_malloc(sizeof *d->secrets);
@@ -882,11 +885,14 @@ static int tick(struct daemon *d) {
                 if ((r = welcome_late_joiners(d)) < 0)
                         return r;
                 if (d->ticks % PLAN_EVERY_TICKS == 0 || !everyone_formed(d)) {
-                        send_plan(d, d->plan0);
+                        if (d->plan0)
+                                send_plan(d, d->plan0);
                         if (d->plan->epoch > 0)
                                 send_plan(d, d->plan);
                 }
-                if (me && (me->flags & PLAN_BOOTSTRAP))
+                /* Every member holding the secrets hands them on, not just the bootstrap
+                 * node: a late joiner must still get them once that node is gone. */
+                if (d->secrets)
                         send_secrets_to_members(d);
         }
         r = send_announce(d);

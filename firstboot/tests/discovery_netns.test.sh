@@ -137,6 +137,18 @@ for i in 1 2 3; do
         check "node$i keeps its roles (${before_roles[$i]})" [ "$(hn_roles 1 "$(hn_id $i)")" = "${before_roles[$i]}" ]
 done
 check "late joiner got the secrets" [ -s "$(hn_state 4)/secrets/cluster.env" ]
+# The bootstrap node made the secrets; once it is gone, the other holders hand them on.
+boot=
+for i in 1 2 3; do [[ ,$(hn_roles 1 "$(hn_id $i)"), == *,bootstrap,* ]] && boot=$i; done
+check "one of the first three is the bootstrap node (node${boot:-none})" [ -n "$boot" ]
+[ -n "$boot" ] && hn_stop "$boot" KILL
+hn_add_node 5; hn_config 5 3; hn_start 5
+deadline=$((SECONDS + WAIT))
+while ((SECONDS < deadline)) && [ ! -s "$(hn_state 5)/secrets/cluster.env" ]; do sleep 0.3; done
+check "a joiner after the bootstrap node died still got the secrets" \
+        [ -s "$(hn_state 5)/secrets/cluster.env" ]
+[ -s "$(hn_state 5)/secrets/cluster.env" ] || tail -20 "$(hn_log 5)" | sed 's/^/# node5: /'
+check "... the same secrets" cmp -s "$(hn_state 1)/secrets/cluster.env" "$(hn_state 5)/secrets/cluster.env"
 case_end
 
 # 5. a node killed before commit: the others wait for the view to settle again.
