@@ -26,6 +26,8 @@ if [ -n "${BENCH_FROM:-}" ]; then
         # The table only, from a kept run directory (e.g. E2E_KEEP=1 make e2e).
         CL_DIR=$BENCH_FROM
         cl_load_env || { echo "bench-cluster: no run in $CL_DIR" >&2; exit 1; }
+        # The saved env names the directory the run had; the one given wins (moved runs).
+        CL_DIR=$BENCH_FROM
         for i in $nodes; do [ -s "$CL_DIR/node$i.final.json" ] || cl_status "$i" > "$CL_DIR/node$i.final.json"; done
         grep -q "ready" "$CL_DIR/events" || ready=no
 else

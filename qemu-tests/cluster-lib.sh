@@ -244,14 +244,25 @@ cl_status() {
         echo "${s:-{\}}"
 }
 
+# ConnectTimeout covers the banner exchange too: a TCG VM busy with its bring-up took
+# more than 30 s to answer (e2e: "Connection timed out during banner exchange").
 CL_SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
-             -o ConnectTimeout=30 -o LogLevel=ERROR -o ServerAliveInterval=5 -o ServerAliveCountMax=3)
+             -o ConnectTimeout=60 -o LogLevel=ERROR -o ServerAliveInterval=10 -o ServerAliveCountMax=6)
 # cl_ssh I CMD...: run a command as root on VM I, over SSH from inside the namespace.
+# Status 255 is ssh's own failure (no connection): tried again, 3 times at most; callers
+# only send commands that are safe to repeat.
 cl_ssh() {
-        local i=$1
+        local i=$1 n rc
         shift
-        timeout 120 ip netns exec "$CL_NS" ssh "${CL_SSH_OPTS[@]}" -i "$CL_DIR/id_ed25519" \
-                "root@$(cl_ip "$i")" "$@"
+        for ((n = 0; n < 3; n++)); do
+                timeout 180 ip netns exec "$CL_NS" ssh "${CL_SSH_OPTS[@]}" -i "$CL_DIR/id_ed25519" \
+                        "root@$(cl_ip "$i")" "$@"
+                rc=$?
+                ((rc == 255)) || return "$rc"
+                cl_running "$i" || return "$rc"
+                sleep 2
+        done
+        return "$rc"
 }
 # cl_client CMD...: a command in the namespace (the "client" on the cluster's segment).
 cl_client() { ip netns exec "$CL_NS" "$@"; }

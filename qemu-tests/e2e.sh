@@ -36,6 +36,15 @@ finish() {
                 echo "# last status of each node:"
                 for i in $(cl_nodes); do echo "node$i: $(cl_status "$i" | cut -c1-600)" | diag; done
         fi
+        # The VMs' journals of the bring-up and its services, kept with the consoles.
+        if ((FAIL)) && [ -n "${E2E_KEEP:-}" ] && [ -d "$CL_DIR" ]; then
+                for i in $(cl_nodes); do
+                        cl_running "$i" || continue
+                        cl_ssh "$i" journalctl -b --no-pager -o short-monotonic -u rainboot-apply \
+                                -u keepalived -u haproxy -u mariadb -u etcd -u docker-registry \
+                                -u gw-standin > "$CL_DIR/node$i.journal" 2>&1
+                done
+        fi
         cl_down
         if [ -n "${E2E_KEEP:-}" ]; then echo "# run directory kept: $CL_DIR"; else rm -rf "$CL_DIR"; fi
         echo "1..$T"
@@ -107,16 +116,31 @@ frontend gw
     bind :8443
     http-request return status 200 content-type text/plain string node$i
 EOF
-systemd-run --unit=gw-standin haproxy -db -f /run/gw-standin.cfg && touch /var/lib/rainboot/gateway-ready" >/dev/null 2>&1
+systemctl is-active -q gw-standin || systemd-run --unit=gw-standin haproxy -db -f /run/gw-standin.cfg
+# The marker turns on the track script's gateway-port checks: only once the stand-in
+# listens on every port, or keepalived would fault this node while haproxy starts (TCG).
+for k in \$(seq 60); do
+        ok=1
+        for p in $GATEWAY_PORTS; do (exec 3<>/dev/tcp/127.0.0.1/\$p) 2>/dev/null || ok=; done
+        [ -n \"\$ok\" ] && break
+        sleep 1
+done
+[ -n \"\$ok\" ] && touch /var/lib/rainboot/gateway-ready" >/dev/null 2>&1
+        echo "# gateway stand-in on node$i: $(cl_ssh "$i" 'systemctl is-active gw-standin; ls /var/lib/rainboot/gateway-ready' 2>&1 | tr '\n' ' ')"
 done
 ask() { cl_client curl -s --max-time 5 "http://$CL_VIP:$1/" 2>/dev/null; }
+# Let keepalived see the marker (track script: interval 2 s, rise/fall 2) before asking.
+sleep 10
 holder=""
 for ((k = 0; k < 60; k++)); do holder=$(cl_vip_holder 1 2 3); [ -n "$holder" ] && break; sleep 3; done
 check "one node holds the VIP $CL_VIP (node${holder:-none}, gateways: $(echo $gws))" [ -n "$holder" ]
 for p in $GATEWAY_PORTS; do
         a=""
-        for ((k = 0; k < 5; k++)); do a=$(ask "$p"); [ -n "$a" ] && break; sleep 2; done
-        check "a client in the namespace reaches VIP:$p (answered by ${a:-nobody})" [ "$a" = "node$holder" ]
+        for ((k = 0; k < 10; k++)); do a=$(ask "$p"); [ -n "$a" ] && break; sleep 3; done
+        # The holder as its status reports it now (the VIP may have moved since).
+        h=$(cl_vip_holder 1 2 3)
+        check "a client in the namespace reaches VIP:$p (answered by ${a:-nobody}, VIP holder node${h:-none})" \
+                eval '[ -n "$a" ] && [ "$a" = "node$h" ]'
 done
 check "VIP:16443 (Kubernetes API frontend, haproxy) accepts connections" \
         cl_client timeout 5 bash -c "exec 3<>/dev/tcp/$CL_VIP/16443"
@@ -151,14 +175,18 @@ check "goodrain.me resolves to the VIP on node1" \
 cl_ssh 1 cat /etc/rainboot/pki/ca.crt > "$CL_DIR/ca.crt" 2>/dev/null
 check "node1 has the cluster CA (/etc/rainboot/pki/ca.crt)" \
         eval 'openssl x509 -noout -in "$CL_DIR/ca.crt"'
-reg() { cl_client curl -sf --max-time 10 --cacert "$CL_DIR/ca.crt" --resolve "goodrain.me:5000:$CL_VIP" "https://goodrain.me:5000$1"; }
+# The registry wants basic auth (user admin, the cluster secret registry_password); the
+# client gets the password like an operator would, from a node's secrets.
+regpw=$(cl_ssh 1 sed -n "'s/^registry_password=//p'" /var/lib/rainboot/secrets/cluster.env 2>/dev/null)
+(umask 077; printf 'user = "admin:%s"\n' "$regpw" > "$CL_DIR/registry.curlrc")
+reg() { cl_client curl -sf --max-time 10 -K "$CL_DIR/registry.curlrc" --cacert "$CL_DIR/ca.crt" --resolve "goodrain.me:5000:$CL_VIP" "https://goodrain.me:5000$1"; }
 catalog=$(reg /v2/_catalog 2>/dev/null)
 echo "# registry catalog: ${catalog:-none}"
 repo=$(jq -r '.repositories[]? | select(test("busybox"))' <<<"$catalog" 2>/dev/null | head -n1)
 check "the registry lists the offline image over HTTPS via goodrain.me ($repo)" [ -n "$repo" ]
 tag=$(reg "/v2/$repo/tags/list" 2>/dev/null | jq -r '.tags[0] // empty' 2>/dev/null)
 check "and serves its manifest ($repo:${tag:-?})" \
-        eval '[ -n "$tag" ] && cl_client curl -sf --max-time 10 --cacert "$CL_DIR/ca.crt" --resolve "goodrain.me:5000:$CL_VIP" \
+        eval '[ -n "$tag" ] && cl_client curl -sf --max-time 10 -K "$CL_DIR/registry.curlrc" --cacert "$CL_DIR/ca.crt" --resolve "goodrain.me:5000:$CL_VIP" \
               -H "Accept: application/vnd.oci.image.manifest.v1+json" -H "Accept: application/vnd.docker.distribution.manifest.v2+json" \
               "https://goodrain.me:5000/v2/$repo/manifests/$tag" -o /dev/null'
 
