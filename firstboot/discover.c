@@ -461,6 +461,42 @@ static const struct role_plan *received_plan(struct daemon *d, const uint8_t dig
         return NULL;
 }
 
+/* view.json for a node welcomed late: it never committed a formation, so nothing wrote the
+ * members' facts that apply needs (their addresses). Members heard now give theirs; one
+ * not heard keeps what the previous view.json said of it. */
+static int save_late_view(struct daemon *d) {
+        _cleanup_free_ char *path = NULL, *text = NULL, *err = NULL;
+        struct view old = {}, v = {};
+        int r;
+
+        if (state_path(d, "view.json", &path) < 0)
+                return -ENOMEM;
+        (void) view_from_json_file(path, &old, &err); /* none yet: fine */
+        v.nodes = calloc(d->plan->n ? d->plan->n : 1, sizeof *v.nodes);
+        if (!v.nodes) {
+                view_done(&old);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->plan->n; i++) {
+                const struct node_info *n = node_lookup(d, d->plan->nodes[i].id);
+
+                for (size_t k = 0; (!n || !n->cpus) && k < old.n; k++)
+                        if (node_id_cmp(old.nodes[k].id, d->plan->nodes[i].id) == 0)
+                                n = &old.nodes[k];
+                if (n && n->cpus)
+                        v.nodes[v.n++] = *n;
+        }
+        qsort(v.nodes, v.n, sizeof *v.nodes, cmp_info);
+        r = view_to_json(&v, false, &text);
+        if (r >= 0)
+                r = write_state(d, "view.json", text, strlen(text), 0644);
+        free(v.nodes);
+        view_done(&old);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write the view of the plan's members: %m");
+        return 0;
+}
+
 static int adopt_current(struct daemon *d, const struct role_plan *p, const char *why) {
         struct role_plan *copy;
         int r = plan_copy(p, &copy);
@@ -478,7 +514,10 @@ static int adopt_current(struct daemon *d, const struct role_plan *p, const char
         role_plan_free(d->plan);
         d->plan = copy;
         log_info("plan epoch %u with %zu nodes adopted (%s)", p->epoch, p->n, why);
-        return save_plan(d, d->plan, "plan.bin", "plan.json");
+        r = save_plan(d, d->plan, "plan.bin", "plan.json");
+        if (r < 0 || !d->late)
+                return r;
+        return save_late_view(d);
 }
 
 static int handle_plan(struct daemon *d, const struct wire_plan *w) {

@@ -137,6 +137,8 @@ for i in 1 2 3; do
         check "node$i keeps its roles (${before_roles[$i]})" [ "$(hn_roles 1 "$(hn_id $i)")" = "${before_roles[$i]}" ]
 done
 check "late joiner got the secrets" [ -s "$(hn_state 4)/secrets/cluster.env" ]
+check "late joiner wrote the members' facts apply needs (view.json: 4 nodes)" \
+        [ "$(jq '.nodes | length' "$(hn_state 4)/view.json" 2>/dev/null)" = 4 ]
 # The bootstrap node made the secrets; once it is gone, the other holders hand them on.
 boot=
 for i in 1 2 3; do [[ ,$(hn_roles 1 "$(hn_id $i)"), == *,bootstrap,* ]] && boot=$i; done
