@@ -577,6 +577,21 @@ static void sql_user(FILE *f, enum mysql_dialect d, const char *user, const char
         }
 }
 
+
+/* The replication TLS options; kw is MASTER (MariaDB) or SOURCE (MySQL 8). */
+static void tls_clause(FILE *f, const char *kw, const struct mysql_tls *t) {
+        if (!t || !t->ca) {
+                fprintf(f, ", %s_SSL=0", kw);
+                return;
+        }
+        fprintf(f, ", %s_SSL=1, %s_SSL_CA=", kw, kw);
+        sql_quoted(f, t->ca);
+        fprintf(f, ", %s_SSL_CERT=", kw);
+        sql_quoted(f, t->cert);
+        fprintf(f, ", %s_SSL_KEY=", kw);
+        sql_quoted(f, t->key);
+        fprintf(f, ", %s_SSL_VERIFY_SERVER_CERT=1", kw);
+}
 static void sql_source(FILE *f, enum mysql_dialect d, const char *addr, const char *repl_password,
                        const struct mysql_tls *t, bool former_primary) {
         bool maria = d == MYSQL_DIALECT_MARIADB;
@@ -593,17 +608,7 @@ static void sql_source(FILE *f, enum mysql_dialect d, const char *addr, const ch
                  * primary refuses it (strict mode) if it wrote something nobody else has. */
                 fprintf(f, ", MASTER_USE_GTID=%s, MASTER_CONNECT_RETRY=2",
                         former_primary ? "current_pos" : "slave_pos");
-                if (t && t->ca) {
-                        fputs(", MASTER_SSL=1, MASTER_SSL_CA=", f);
-                        sql_quoted(f, t->ca);
-                        fputs(", MASTER_SSL_CERT=", f);
-                        sql_quoted(f, t->cert);
-                        fputs(", MASTER_SSL_KEY=", f);
-                        sql_quoted(f, t->key);
-                        fputs(", MASTER_SSL_VERIFY_SERVER_CERT=1", f);
-                } else {
-                        fputs(", MASTER_SSL=0", f);
-                }
+                tls_clause(f, "MASTER", t);
                 fputs(";\nSTART SLAVE;\n", f);
                 return;
         }
@@ -615,17 +620,7 @@ static void sql_source(FILE *f, enum mysql_dialect d, const char *addr, const ch
         sql_quoted(f, repl_password);
         /* caching_sha2 over plain TCP needs the source's RSA key. */
         fputs(", SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=2", f);
-        if (t && t->ca) {
-                fputs(", SOURCE_SSL=1, SOURCE_SSL_CA=", f);
-                sql_quoted(f, t->ca);
-                fputs(", SOURCE_SSL_CERT=", f);
-                sql_quoted(f, t->cert);
-                fputs(", SOURCE_SSL_KEY=", f);
-                sql_quoted(f, t->key);
-                fputs(", SOURCE_SSL_VERIFY_SERVER_CERT=1", f);
-        } else {
-                fputs(", SOURCE_SSL=0", f);
-        }
+        tls_clause(f, "SOURCE", t);
         fputs(";\nSTART REPLICA;\n", f);
 }
 
