@@ -166,8 +166,13 @@ int step_apply_default(const struct step_ctx *c, const struct step_render *r, bo
                 k = file_is_current(&r->files[i]);
                 if (k < 0)
                         return log_error_errno(k, "Cannot read %s: %m", r->files[i].path);
-                if (k > 0)
+                if (k > 0) {
+                        /* A resumed step may find its file current and a killed write's
+                         * temporary beside it. */
+                        if (resumed)
+                                write_file_atomic_cleanup(r->files[i].path);
                         continue;
+                }
                 k = write_rendered(&r->files[i]);
                 if (k < 0)
                         return k;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "util.h"
+#include "log.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <libgen.h>
 #include <poll.h>
 #include <signal.h>
@@ -171,13 +173,53 @@ static int fsync_directory_of(const char *path) {
         return fsync(fd) < 0 ? -errno : 0;
 }
 
+/* A kill -9 between creating the temporary file and renaming it leaves the temporary
+ * behind. Its name carries the writer's PID, so the next writer of the same path removes
+ * the ones whose writer is gone (and never a live writer's). */
+void write_file_atomic_cleanup(const char *path) {
+        _cleanup_free_ char *copy = strdup(path), *prefix = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        const char *dir, *base;
+        struct dirent *de;
+        size_t plen;
+
+        if (!copy)
+                return;
+        base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        dir = dirname(copy);
+        if (asprintf_safe(&prefix, "%s.tmp.", base) < 0)
+                return;
+        plen = strlen(prefix);
+        d = opendir(dir);
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char *end;
+                unsigned long pid;
+
+                if (strncmp(de->d_name, prefix, plen) != 0)
+                        continue;
+                errno = 0;
+                pid = strtoul(de->d_name + plen, &end, 10);
+                if (errno != 0 || end == de->d_name + plen || *end != '.' || pid == 0 ||
+                    pid > INT_MAX)
+                        continue;
+                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        log_debug("Removed %s/%s, left by an interrupted write", dir,
+                                  de->d_name);
+        }
+}
+
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
         const char *p = data;
         int r;
 
-        if (asprintf_safe(&tmp, "%s.tmp.XXXXXX", path) < 0)
+        write_file_atomic_cleanup(path);
+        if (asprintf_safe(&tmp, "%s.tmp.%d.XXXXXX", path, (int)getpid()) < 0)
                 return -ENOMEM;
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)

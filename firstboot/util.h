@@ -80,6 +80,8 @@ int read_u64_file(const char *path, uint64_t *ret);
 /* Write a file atomically: temporary file in the same directory, fsync, rename, fsync of
  * the directory. The reader sees either the old or the new content, never a mix. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
+/* Removes temporaries of write_file_atomic(path) whose writer died (kill -9). */
+void write_file_atomic_cleanup(const char *path);
 
 /* mkdir -p */
 int mkdir_parents(const char *path, mode_t mode);

@@ -399,7 +399,7 @@ for st in $order; do
         check "step $st has kill points ($n)" [ "$n" -gt 0 ]
         ((n > nchains)) && nchains=$n
 done
-BUDGET=${JK_BUDGET:-0}  # make check: chain 1 (one kill in every step); more chains: JK_BUDGET=300
+BUDGET=${JK_BUDGET:-120}  # seconds for chains after the first (chain 1 always runs)
 
 # interrupt POINT LOG: arm, start apply, kill it at the point; sets $got (step state).
 # 0 killed mid-step, 1 apply ended before the point, 2 too late (timing kinds).

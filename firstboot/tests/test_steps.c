@@ -326,6 +326,43 @@ static void test_kill9_mid_step_resumes(void **state _unused_) {
         tmp_remove(&t);
 }
 
+/* A writer killed between creating its temporary file and renaming it leaves the
+ * temporary behind; the next write of the same path removes it, but never the temporary
+ * of a writer that is still alive, nor files that merely look similar. */
+static void test_atomic_write_removes_dead_temps(void **state _unused_) {
+        _cleanup_free_ char *path = NULL, *dead = NULL, *live = NULL, *other = NULL,
+                            *text = NULL;
+        struct tmp t;
+        struct stat st;
+        pid_t pid;
+        int status;
+
+        tmp_make(&t);
+        assert_int_equal(asprintf_safe(&path, "%s/f.conf", t.dir), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_int_equal(asprintf_safe(&dead, "%s.tmp.%d.AbC123", path, (int)pid), 0);
+        assert_int_equal(asprintf_safe(&live, "%s.tmp.%d.XyZ789", path, (int)getppid()), 0);
+        assert_int_equal(asprintf_safe(&other, "%s.tmp.notapid", path), 0);
+        assert_int_equal(write_file_atomic(dead, "x", 1, 0600), 0);
+        assert_int_equal(write_file_atomic(live, "y", 1, 0600), 0);
+        assert_int_equal(write_file_atomic(other, "z", 1, 0600), 0);
+
+        assert_int_equal(write_file_atomic(path, "hello\n", 6, 0640), 0);
+        assert_int_equal(stat(dead, &st), -1);
+        assert_int_equal(errno, ENOENT);
+        assert_int_equal(stat(live, &st), 0);
+        assert_int_equal(stat(other, &st), 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0640);
+        assert_int_equal(read_full_file(path, &text, NULL), 0);
+        assert_string_equal(text, "hello\n");
+        tmp_remove(&t);
+}
+
 static void test_plan_json_roundtrip(void **state _unused_) {
         _cleanup_(view_done) struct view v = {};
         _cleanup_role_plan_ struct role_plan *p = NULL, *q = NULL, *bad = NULL;
@@ -445,6 +482,7 @@ int main(void) {
                 cmocka_unit_test(test_retries_then_success),
                 cmocka_unit_test(test_failure_is_bounded_and_reported),
                 cmocka_unit_test(test_kill9_mid_step_resumes),
+                cmocka_unit_test(test_atomic_write_removes_dead_temps),
                 cmocka_unit_test(test_plan_json_roundtrip),
                 cmocka_unit_test(test_systemd_commands),
                 cmocka_unit_test(test_direct_supervisor),
