@@ -115,4 +115,4 @@ clean:
 # Component makefiles (image builder, QEMU tests) add their own targets and packages.
 -include imagebuild/imagebuild.mk qemu-tests/qemu-tests.mk
 
--include $(shell find build -name '*.d' -type f 2>/dev/null)
+-include $(shell find build -xdev -name '*.d' -type f 2>/dev/null)

@@ -144,21 +144,6 @@ static int parse_entry(struct json_object *s, struct journal_entry *e) {
         return 0;
 }
 
-/* A kill -9 inside write_file_atomic() leaves its temporary file behind; the journal is
- * written far more often than anything else, so that is where they pile up. */
-static void remove_stale_temps(const char *state_dir) {
-        _cleanup_(closedirp) DIR *d = opendir(state_dir);
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d)))
-                if (startswith(de->d_name, JOURNAL_FILE ".tmp.") &&
-                    unlinkat(dirfd(d), de->d_name, 0) == 0)
-                        log_debug("Removed %s/%s, left by an interrupted run", state_dir,
-                                  de->d_name);
-}
-
 int journal_load(const char *state_dir, struct journal *ret) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         _cleanup_(json_object_putp) struct json_object *o = NULL;
@@ -170,7 +155,10 @@ int journal_load(const char *state_dir, struct journal *ret) {
         r = journal_path(state_dir, &path);
         if (r < 0)
                 return r;
-        remove_stale_temps(state_dir);
+        /* No clean-up of temporary files here: readers (`firstboot status --watch`, the
+         * dashboard) load the journal every second, and unlinking apply's temporary
+         * between its creation and its rename failed the journal write, apply exited and
+         * redid the running step. write_file_atomic() removes only dead writers' ones. */
         r = read_full_file(path, &text, NULL);
         if (r == -ENOENT) {
                 *ret = (struct journal){};

@@ -16,8 +16,13 @@
 #define PKI_DIR "/etc/rainboot/pki"
 /* Where the appliance's system trust picks the CA up (update-ca-certificates). */
 #define PKI_SYSTEM_TRUST "/usr/local/share/ca-certificates/rainboot-ca.crt"
-/* What update-ca-certificates makes of it. */
+/* What update-ca-certificates makes of it; the pki step makes the same link itself. */
 #define PKI_SYSTEM_TRUST_LINK "/etc/ssl/certs/rainboot-ca.pem"
+/* The hashed directory (OpenSSL's CApath) and the bundle (CAfile; Go reads it first). */
+#define PKI_SYSTEM_CERTS_DIR "/etc/ssl/certs"
+#define PKI_SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+/* Every cluster CA's subject starts so (pki_ca_derive). */
+#define PKI_CA_CN_PREFIX "rainboot cluster CA "
 
 /* The services the pki step issues a certificate for, on every node holding the
  * secrets: PKI_DIR/<name>.crt and .key. */
@@ -44,6 +49,14 @@ int pki_issue(const struct pki_ca *ca, const char *cn, char *const *sans, char *
  * unreadable. */
 int pki_verify(const char *ca_pem, const char *cert_pem, const char *key_pem, char *const *want,
                unsigned min_days, const char **ret_why);
+/* The OpenSSL subject name hash of a PEM certificate (`openssl x509 -subject_hash`): its
+ * link in a hashed directory is "%08lx.N". -EBADMSG when unreadable. */
+int pki_subject_hash(const char *cert_pem, unsigned long *ret);
+/* bundle (concatenated PEM certificates; NULL or "" = none) with ca_pem in it exactly once
+ * and no other rainboot cluster CA (a stale one of an earlier seed, a duplicate); every
+ * other byte is kept. 1 with the new text in ret when that differs from bundle, 0 (ret
+ * untouched) when bundle is already so. */
+int pki_bundle_with_ca(const char *bundle, const char *ca_pem, char **ret);
 /* The SANs of a certificate, in its order. */
 int pki_cert_sans(const char *cert_pem, char ***ret);
 

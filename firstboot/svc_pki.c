@@ -7,7 +7,9 @@
  * what is wanted now, and apply() issues only what fails that. */
 #include <grp.h>
 #include <libgen.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "pki.h"
@@ -31,8 +33,10 @@ static const char *pki_skip(const struct step_ctx *c) {
         return NULL;
 }
 
-static bool on_appliance(const struct step_ctx *c) {
-        return c->supervisor == SVCMGR_SYSTEMD && (!c->root || !*c->root);
+/* The system's trust store (under the root) gets the CA where systemd runs the services:
+ * the appliance. The direct supervisor of the test harness runs on a shared host. */
+static bool installs_trust(const struct step_ctx *c) {
+        return c->supervisor == SVCMGR_SYSTEMD;
 }
 
 static mode_t key_mode(const struct step_ctx *c, const char *service) {
@@ -91,13 +95,24 @@ static int pki_render(const struct step_ctx *c, struct step_render *ret) {
                 return r;
         if ((r = pki_ca_pem(ca, &pem)) < 0 || (r = pki_ca_path(c, &ca_path)) < 0)
                 return r;
-        if (on_appliance(c)) {
-                char *copy = strdup(pem);
+        if (installs_trust(c)) {
+                _cleanup_free_ char *trust = NULL, *bundle = NULL;
+                char *copy = strdup(pem), *note = NULL;
 
                 if (!copy)
                         return -ENOMEM;
-                if ((r = step_render_add_file(&rd, PKI_SYSTEM_TRUST, copy, 0644)) < 0 ||
-                    (r = step_render_add_command(&rd, "update-ca-certificates", NULL)) < 0)
+                /* Where update-ca-certificates looks, so a later run of it keeps the CA.
+                 * It is not run here: it rebuilds every link and the bundle (some 900
+                 * programs started, two minutes under emulation); apply adds just this
+                 * CA to the store the way it would. */
+                if ((r = step_path(c, PKI_SYSTEM_TRUST, &trust)) < 0 ||
+                    (r = step_render_add_file(&rd, trust, copy, 0644)) < 0 ||
+                    (r = step_path(c, PKI_SYSTEM_BUNDLE, &bundle)) < 0 ||
+                    (r = asprintf_safe(&note,
+                                       LEAF_MARK ": the system CA bundle with the cluster CA "
+                                       "added once, and the links " PKI_SYSTEM_TRUST_LINK
+                                       " and " PKI_SYSTEM_CERTS_DIR "/<subject hash>.N\n")) < 0 ||
+                    (r = step_render_add_file(&rd, bundle, note, 0644)) < 0)
                         return r;
         }
         if ((r = step_render_add_file(&rd, ca_path, TAKE_PTR(pem), 0644)) < 0)
@@ -198,6 +213,162 @@ static int leaf_current(const struct step_ctx *c, const char *service, const cha
         return !why;
 }
 
+/* ---- the system trust store ---- */
+
+struct trust_paths {
+        char *link, *dir, *bundle;
+};
+
+static void trust_paths_done(struct trust_paths *t) {
+        free(t->link);
+        free(t->dir);
+        free(t->bundle);
+}
+
+static int trust_paths_get(const struct step_ctx *c, struct trust_paths *ret) {
+        struct trust_paths t = {};
+        int r;
+
+        if ((r = step_path(c, PKI_SYSTEM_TRUST_LINK, &t.link)) < 0 ||
+            (r = step_path(c, PKI_SYSTEM_CERTS_DIR, &t.dir)) < 0 ||
+            (r = step_path(c, PKI_SYSTEM_BUNDLE, &t.bundle)) < 0) {
+                trust_paths_done(&t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
+/* 1 when path is a symlink to target. */
+static int link_is(const char *path, const char *target) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(path, buf, sizeof buf - 1);
+
+        if (n < 0)
+                return errno == ENOENT || errno == EINVAL ? 0 : -errno;
+        buf[n] = 0;
+        return streq(buf, target);
+}
+
+/* The OpenSSL hash link of the CA ("<hash>.N" -> rainboot-ca.pem, as `openssl rehash`
+ * names it): 1 and its index when there, else 0 and the first free index. */
+static int hash_link_find(const char *dir, unsigned long hash, unsigned *ret_index) {
+        const char *base = strrchr(PKI_SYSTEM_TRUST_LINK, '/') + 1;
+
+        /* Another certificate may have the same subject hash: OpenSSL tries .0, .1, ... */
+        for (unsigned i = 0; i < 16; i++) {
+                _cleanup_free_ char *path = NULL;
+                int r;
+
+                if (asprintf_safe(&path, "%s/%08lx.%u", dir, hash, i) < 0)
+                        return -ENOMEM;
+                struct stat st;
+
+                r = link_is(path, base);
+                if (r < 0)
+                        return r;
+                if (r == 0 && lstat(path, &st) == 0)
+                        continue;
+                if (r == 0 && errno != ENOENT)
+                        return -errno;
+                *ret_index = i;
+                return r;
+        }
+        return -ENOSPC;
+}
+
+/* 1 when the CA is in the system store: the link update-ca-certificates makes, its hash
+ * link, and the bundle holds it once (and no other cluster CA). */
+static int trust_current(const struct step_ctx *c, const char *ca_pem) {
+        _cleanup_(trust_paths_done) struct trust_paths t = {};
+        _cleanup_free_ char *have = NULL, *want = NULL;
+        unsigned long hash;
+        unsigned idx;
+        bool ok;
+        int r;
+
+        if ((r = trust_paths_get(c, &t)) < 0 || (r = pki_subject_hash(ca_pem, &hash)) < 0)
+                return r;
+        r = link_is(t.link, PKI_SYSTEM_TRUST);
+        if (r < 0)
+                return r;
+        ok = r > 0;
+        r = hash_link_find(t.dir, hash, &idx);
+        if (r < 0)
+                return r;
+        ok = ok && r > 0;
+        r = read_full_file(t.bundle, &have, NULL);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        r = pki_bundle_with_ca(have, ca_pem, &want);
+        if (r < 0)
+                return r;
+        return ok && r == 0;
+}
+
+/* Replaces path by a symlink to target, atomically (a new link renamed over it). */
+static int symlink_atomic(const char *target, const char *path) {
+        _cleanup_free_ char *tmp = NULL;
+
+        if (asprintf_safe(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+                return -ENOMEM;
+        (void)unlink(tmp);
+        if (symlink(target, tmp) < 0)
+                return log_error_errno(-errno, "Cannot create the link %s: %m", tmp);
+        if (rename(tmp, path) < 0) {
+                int r = -errno;
+
+                (void)unlink(tmp);
+                return log_error_errno(r, "Cannot rename %s to %s: %m", tmp, path);
+        }
+        return 0;
+}
+
+/* What update-ca-certificates would do for this one CA: link it into the hashed
+ * directory and add it to the bundle, atomically and once. */
+static int trust_install(const struct step_ctx *c, const char *ca_pem) {
+        _cleanup_(trust_paths_done) struct trust_paths t = {};
+        _cleanup_free_ char *have = NULL, *want = NULL, *hash_path = NULL;
+        unsigned long hash;
+        unsigned idx;
+        int r;
+
+        if ((r = trust_paths_get(c, &t)) < 0 || (r = pki_subject_hash(ca_pem, &hash)) < 0)
+                return r;
+        r = mkdir_parents(t.dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create %s: %m", t.dir);
+        r = link_is(t.link, PKI_SYSTEM_TRUST);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the link %s: %m", t.link);
+        if (r == 0 && (r = symlink_atomic(PKI_SYSTEM_TRUST, t.link)) < 0)
+                return r;
+        r = hash_link_find(t.dir, hash, &idx);
+        if (r < 0)
+                return log_error_errno(r, "Cannot find a free hash link %08lx.N in %s: %m", hash,
+                                       t.dir);
+        if (r == 0) {
+                if (asprintf_safe(&hash_path, "%s/%08lx.%u", t.dir, hash, idx) < 0)
+                        return -ENOMEM;
+                r = symlink_atomic(strrchr(PKI_SYSTEM_TRUST_LINK, '/') + 1, hash_path);
+                if (r < 0)
+                        return r;
+        }
+        r = read_full_file(t.bundle, &have, NULL);
+        if (r < 0 && r != -ENOENT)
+                return log_error_errno(r, "Cannot read %s: %m", t.bundle);
+        r = pki_bundle_with_ca(have, ca_pem, &want);
+        if (r < 0)
+                return log_error_errno(r, "Cannot parse the cluster CA: %m");
+        if (r > 0) {
+                r = write_file_atomic(t.bundle, want, strlen(want), 0644);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot write %s: %m", t.bundle);
+                log_info("Added the cluster CA to %s", t.bundle);
+        }
+        return 0;
+}
+
 static const char *ca_pem_of(const struct step_ctx *c, const struct step_render *r) {
         _cleanup_free_ char *ca_path = NULL;
 
@@ -230,10 +401,8 @@ static int pki_check(const struct step_ctx *c, const struct step_render *r) {
                 if (k <= 0)
                         return k;
         }
-        /* The trust file alone proves nothing: update-ca-certificates may have failed
-         * after it was written. Its link in the system store shows that it ran. */
-        if (on_appliance(c) && access(PKI_SYSTEM_TRUST_LINK, F_OK) < 0)
-                return 0;
+        if (installs_trust(c))
+                return trust_current(c, ca_pem);
         return 1;
 }
 
@@ -326,6 +495,8 @@ static int pki_apply(const struct step_ctx *c, const struct step_render *r, bool
                 if ((k = issue(c, ca, services[i], why)) < 0)
                         return k;
         }
+        if (installs_trust(c) && (k = trust_install(c, ca_pem)) < 0)
+                return k;
         for (size_t i = 0; i < r->n_commands; i++) {
                 _cleanup_free_ char *out = NULL;
 

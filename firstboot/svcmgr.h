@@ -59,7 +59,8 @@ static inline void svcmgr_freep(struct svcmgr **m) {
 }
 #define _cleanup_svcmgr_ __attribute__((cleanup(svcmgr_freep)))
 
-/* Start (and with systemd, enable) unless already running. 0 started, 1 was running. */
+/* Start (and with systemd, enable unless enabled) unless already running. 0 started, 1 was
+ * running. */
 int svcmgr_start(struct svcmgr *m, const struct svc_spec *s, struct cmd_failure *f);
 /* Make a running service pick up new config (reload signal or restart), or start it. */
 int svcmgr_reload(struct svcmgr *m, const struct svc_spec *s, struct cmd_failure *f);

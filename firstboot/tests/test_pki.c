@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <grp.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -444,9 +445,9 @@ static void test_step_systemd_mysql_group(void **state _unused_) {
                 struct cmd_failure fail = {};
 
                 assert_int_equal(step_pki.render(&c, &r), 0);
-                /* A root other than /: never the system trust store. */
+                /* The trust store under the root, and no program run for it. */
                 assert_int_equal(r.n_commands, 0);
-                assert_null(find_file(&r, "rainboot-ca.crt"));
+                assert_non_null(find_file(&r, "rainboot-ca.crt"));
                 assert_int_equal(find_file(&r, "/pki/mysql.key")->mode, 0640);
                 assert_int_equal(find_file(&r, "/pki/etcd.key")->mode, 0600);
                 assert_int_equal(step_pki.apply(&c, &r, false, &fail), 0);
@@ -475,11 +476,168 @@ static void test_step_appliance_trust(void **state _unused_) {
         /* Rendered only: applying would change this machine's trust store. */
         assert_int_equal(step_pki.render(&c, &r), 0);
         assert_non_null(find_file(&r, PKI_SYSTEM_TRUST));
+        assert_string_equal(find_file(&r, PKI_SYSTEM_TRUST)->path, PKI_SYSTEM_TRUST);
         assert_string_equal(find_file(&r, PKI_SYSTEM_TRUST)->content,
                             find_file(&r, "/pki/ca.crt")->content);
-        assert_int_equal(r.n_commands, 1);
-        assert_string_equal(r.commands[0][0], "update-ca-certificates");
+        /* No update-ca-certificates: ~900 programs, two minutes under emulation. */
+        assert_int_equal(r.n_commands, 0);
+        assert_string_equal(find_file(&r, PKI_SYSTEM_BUNDLE)->path, PKI_SYSTEM_BUNDLE);
         assert_string_equal(find_file(&r, "/pki/etcd.crt")->path, "/etc/rainboot/pki/etcd.crt");
+        fixture_done(&f);
+}
+
+/* Counts the certificates in a PEM text and those equal to pem. */
+static void count_certs(const char *text, const char *pem, int *ret_all, int *ret_same) {
+        X509 *want = parse(pem);
+        BIO *b = BIO_new_mem_buf(text, -1);
+        X509 *x;
+
+        *ret_all = *ret_same = 0;
+        while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+                (*ret_all)++;
+                *ret_same += X509_cmp(x, want) == 0;
+                X509_free(x);
+        }
+        BIO_free(b);
+        X509_free(want);
+}
+
+static void test_bundle_with_ca(void **state _unused_) {
+        _cleanup_free_ char *ca = ca_pem_for(SEED_HEX, "t"), *old = NULL, *other = NULL;
+        _cleanup_free_ char *b1 = NULL, *b2 = NULL, *b3 = NULL, *b4 = NULL, *in = NULL;
+        char *untouched = (char *)"unchanged";
+        int all, same;
+
+        old = ca_pem_for("ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "t");
+        /* Not a cluster CA: some CA of the distribution's bundle. */
+        {
+                EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+                X509 *x = X509_new();
+                BIO *b = BIO_new(BIO_s_mem());
+                char *data;
+                long n;
+
+                assert_non_null(k);
+                X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                           (const unsigned char *)"Some Root CA", -1, -1, 0);
+                X509_set_issuer_name(x, X509_get_subject_name(x));
+                X509_gmtime_adj(X509_getm_notBefore(x), 0);
+                X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+                X509_set_pubkey(x, k);
+                assert_true(X509_sign(x, k, NULL) > 0);
+                assert_true(PEM_write_bio_X509(b, x));
+                n = BIO_get_mem_data(b, &data);
+                other = strndup(data, (size_t)n);
+                BIO_free(b);
+                X509_free(x);
+                EVP_PKEY_free(k);
+        }
+
+        /* No bundle yet: just the CA. */
+        assert_int_equal(pki_bundle_with_ca(NULL, ca, &b1), 1);
+        assert_string_equal(b1, ca);
+        /* Already there once: nothing to do. */
+        assert_int_equal(pki_bundle_with_ca(b1, ca, &untouched), 0);
+        assert_string_equal(untouched, "unchanged");
+
+        /* Appended after the others, which stay byte for byte (no final newline either). */
+        assert_int_equal(asprintf_safe(&in, "# a comment\n%.*s", (int)strlen(other) - 1, other), 0);
+        assert_int_equal(pki_bundle_with_ca(in, ca, &b2), 1);
+        assert_true(startswith(b2, in));
+        assert_int_equal(b2[strlen(in)], '\n');
+        assert_string_equal(b2 + strlen(in) + 1, ca);
+
+        /* The CA of an earlier seed is replaced, a duplicate dropped, the rest kept. */
+        free(in);
+        assert_int_equal(asprintf_safe(&in, "%s%s%s%s", other, old, ca, ca), 0);
+        assert_int_equal(pki_bundle_with_ca(in, ca, &b3), 1);
+        count_certs(b3, ca, &all, &same);
+        assert_int_equal(all, 2);
+        assert_int_equal(same, 1);
+        count_certs(b3, old, &all, &same);
+        assert_int_equal(same, 0);
+        assert_true(startswith(b3, other));
+        assert_int_equal(pki_bundle_with_ca(b3, ca, &b4), 0);
+        assert_null(b4);
+}
+
+/* The CA installed into the trust store of a root the way update-ca-certificates would:
+ * links and bundle, idempotent, and what `openssl x509 -subject_hash` names. */
+static void test_step_trust_under_root(void **state _unused_) {
+        _cleanup_free_ char *st = NULL, *dir = NULL, *bundle = NULL, *link = NULL;
+        _cleanup_free_ char *text = NULL, *text2 = NULL, *cmd = NULL, *out = NULL;
+        _cleanup_free_ char *hash_link = NULL, *ca = NULL;
+        char target[PATH_MAX];
+        unsigned long hash;
+        struct fixture f = {};
+        struct step_ctx c;
+        ssize_t n;
+        int all, same;
+
+        fixture_load(&f, "three-nodes.json", NULL);
+        st = state_with_seed(&f, "ca_seed=" SEED_HEX "\n");
+        ctx_for(&f, 0, &c);
+        c.state_dir = st;
+        c.supervisor = SVCMGR_SYSTEMD;
+        assert_int_equal(asprintf_safe(&dir, "%s" PKI_SYSTEM_CERTS_DIR, f.root), 0);
+        assert_int_equal(asprintf_safe(&bundle, "%s" PKI_SYSTEM_BUNDLE, f.root), 0);
+        assert_int_equal(asprintf_safe(&link, "%s" PKI_SYSTEM_TRUST_LINK, f.root), 0);
+        assert_int_equal(mkdir_parents(dir, 0755), 0);
+        /* The distribution's bundle, and a foreign certificate holding the hash's .0. */
+        assert_int_equal(write_file_atomic(bundle, "# distro\n", 9, 0644), 0);
+        {
+                _cleanup_(step_render_done) struct step_render r = {};
+                struct cmd_failure fail = {};
+
+                assert_int_equal(step_pki.render(&c, &r), 0);
+                ca = strdup(find_file(&r, "/pki/ca.crt")->content);
+                assert_int_equal(pki_subject_hash(ca, &hash), 0);
+                assert_int_equal(asprintf_safe(&hash_link, "%s/%08lx.0", dir, hash), 0);
+                assert_int_equal(symlink("/nonexistent/other.pem", hash_link), 0);
+                free(hash_link);
+                assert_int_equal(asprintf_safe(&hash_link, "%s/%08lx.1", dir, hash), 0);
+
+                assert_int_equal(step_pki.check(&c, &r), 0);
+                assert_int_equal(step_pki.apply(&c, &r, false, &fail), 0);
+                assert_int_equal(step_pki.check(&c, &r), 1);
+                cmd_failure_done(&fail);
+        }
+        n = readlink(link, target, sizeof target - 1);
+        assert_true(n > 0);
+        target[n] = 0;
+        assert_string_equal(target, PKI_SYSTEM_TRUST);
+        n = readlink(hash_link, target, sizeof target - 1);
+        assert_true(n > 0);
+        target[n] = 0;
+        assert_string_equal(target, "rainboot-ca.pem");
+        text = read_text(bundle);
+        assert_true(startswith(text, "# distro\n"));
+        count_certs(text, ca, &all, &same);
+        assert_int_equal(all, 1);
+        assert_int_equal(same, 1);
+        /* The hash OpenSSL's own tool computes. */
+        assert_int_equal(asprintf_safe(&cmd, "openssl x509 -noout -subject_hash -in '%s/etc/rainboot/pki/ca.crt'",
+                                       f.root), 0);
+        {
+                char *argv[] = { (char *)"sh", (char *)"-c", cmd, NULL };
+                char want[32];
+
+                assert_int_equal(run_command(argv, &out), 0);
+                snprintf(want, sizeof want, "%08lx\n", hash);
+                assert_string_equal(out, want);
+        }
+        /* A second run changes nothing. */
+        {
+                _cleanup_(step_render_done) struct step_render r = {};
+                struct cmd_failure fail = {};
+
+                assert_int_equal(step_pki.render(&c, &r), 0);
+                assert_int_equal(step_pki.check(&c, &r), 1);
+                assert_int_equal(step_pki.apply(&c, &r, true, &fail), 0);
+                cmd_failure_done(&fail);
+        }
+        text2 = read_text(bundle);
+        assert_string_equal(text, text2);
         fixture_done(&f);
 }
 
@@ -524,6 +682,8 @@ int main(void) {
                 cmocka_unit_test(test_step),
                 cmocka_unit_test(test_step_systemd_mysql_group),
                 cmocka_unit_test(test_step_appliance_trust),
+                cmocka_unit_test(test_bundle_with_ca),
+                cmocka_unit_test(test_step_trust_under_root),
                 cmocka_unit_test(test_step_skips_and_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -404,9 +404,11 @@ static void test_systemd_commands(void **state _unused_) {
 
         reset_counters();
         assert_int_equal(svcmgr_new(SVCMGR_SYSTEMD, NULL, NULL, recording_runner, &inactive, &m), 0);
-        /* is-active says 3 (inactive), so start enables it; then enable "fails" too. */
+        /* is-active says 3 (inactive), is-enabled 3 (disabled), so start enables it; then
+         * enable "fails" too. */
         assert_int_equal(svcmgr_start(m, &s, &f), -EIO);
         assert_string_equal(recorded, "systemctl is-active --quiet kd.service\n"
+                                      "systemctl is-enabled --quiet kd.service\n"
                                       "systemctl enable --now kd.service\n");
         assert_string_equal(f.command, "systemctl enable --now kd.service");
         assert_int_equal(f.status, 3);
@@ -424,6 +426,29 @@ static void test_systemd_commands(void **state _unused_) {
                                       "systemctl reload-or-restart kd.service\n"
                                       "systemctl is-active --quiet kd.service\n"
                                       "systemctl stop kd.service\n");
+}
+
+/* An enabled unit (as Debian's packages leave theirs) is only started: `enable` would run
+ * systemd-sysv-install and three daemon-reloads (25 s under TCG) for nothing. */
+static int enabled_runner(void *userdata, char *const argv[], char **ret_output) {
+        int r = recording_runner(userdata, argv, ret_output);
+
+        return streq(argv[1], "is-active") ? 3 : r;
+}
+
+static void test_systemd_start_enabled(void **state _unused_) {
+        _cleanup_svcmgr_ struct svcmgr *m = NULL;
+        _cleanup_(cmd_failure_done) struct cmd_failure f = {};
+        char *argv[] = { (char *)"kd", NULL };
+        struct svc_spec s = { .name = "kd", .unit = "kd.service", .argv = argv };
+        int ok = 0;
+
+        reset_counters();
+        assert_int_equal(svcmgr_new(SVCMGR_SYSTEMD, NULL, NULL, enabled_runner, &ok, &m), 0);
+        assert_int_equal(svcmgr_start(m, &s, &f), 0);
+        assert_string_equal(recorded, "systemctl is-active --quiet kd.service\n"
+                                      "systemctl is-enabled --quiet kd.service\n"
+                                      "systemctl start kd.service\n");
 }
 
 static void test_direct_supervisor(void **state _unused_) {
@@ -485,6 +510,7 @@ int main(void) {
                 cmocka_unit_test(test_atomic_write_removes_dead_temps),
                 cmocka_unit_test(test_plan_json_roundtrip),
                 cmocka_unit_test(test_systemd_commands),
+                cmocka_unit_test(test_systemd_start_enabled),
                 cmocka_unit_test(test_direct_supervisor),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

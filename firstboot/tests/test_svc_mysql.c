@@ -345,6 +345,13 @@ static void test_render_step(void **state _unused_) {
                 /* Initialised beside the datadir, renamed into place once complete. */
                 assert_contains(r.commands[0][2], maria ? "mariadb-install-db \"$3\" --datadir=\"$1.init\""
                                                         : "mysqld \"$3\" --datadir=\"$1.init\"");
+                /* MariaDB: the system tables straight from the distribution's SQL,
+                 * without the help tables and the sys schema. */
+                if (maria) {
+                        assert_contains(r.commands[0][2], "mariadbd \"$3\" --bootstrap --datadir=\"$1.init\"");
+                        assert_false(strstr(r.commands[0][2], "fill_help_tables"));
+                        assert_false(strstr(r.commands[0][2], "mysql_sys_schema"));
+                }
                 assert_contains(r.commands[0][2], "[ -d \"$1/mysql\" ] && exit 0;");
                 assert_contains(r.commands[0][2], "exec mv -T \"$1.init\" \"$1\"");
                 assert_string_equal(r.commands[0][6], defaults);
