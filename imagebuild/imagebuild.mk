@@ -3,6 +3,8 @@ DEB_PACKAGES += mmdebstrap xorriso grub-pc-bin grub-efi-amd64-bin grub-common gr
 	squashfs-tools qemu-system-x86 qemu-utils dosfstools umoci skopeo busybox-static ovmf zstd
 # The benchmark's anchor (make bench-image): Debian's own live image builder.
 DEB_PACKAGES += live-build
+# test_repro checks the GPT with both partitioning tools.
+DEB_PACKAGES += gdisk fdisk
 # Pins grub-mkrescue's clock (its ISO uuid and efi.img dates) under SOURCE_DATE_EPOCH.
 DEB_PACKAGES += faketime
 

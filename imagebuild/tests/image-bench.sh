@@ -10,13 +10,14 @@
 # Every build runs with SOURCE_DATE_EPOCH, so the warm build doubles as the second build of
 # the byte-identity check (same inputs, same rootfs cache). BENCH_REPRO_COLD=1 adds a
 # build from an empty cache (mmdebstrap again) to compare with; BENCH_LIVE_BUILD=0 skips
-# live-build.
+# live-build, BENCH_BOOT=0 the boot.
 set -u
 build=$(cd "${1:?build dir}" && pwd)
 spec=$(realpath "${2:-configs/image.yaml}")
 ib=$build/imagebuild fb=$build/firstboot
 # Under /var/tmp: root trees and loop files do not belong on a tmpfs.
 work=$(mktemp -d /var/tmp/rainboot-bench.XXXXXX)
+mkdir -p "$work/scratch-cache" "$work/scratch-cache-r3"
 ns=""
 cleanup() {
         [ -n "$ns" ] && ip netns delete "$ns" 2>/dev/null
@@ -36,8 +37,11 @@ secs() {  # secs CMD...: runs it, prints the wall time in seconds
 }
 mib() { echo $(( $(stat -c %s "$1") / 1048576 )); }
 stage_times() { sed -n 's/^==== done in .*(\(.*\))$/\1/p' "$1/build.log"; }
-ibuild() { "$ib" -q build "$spec" --firstboot "${FB:-$fb}" -o "$work/$1" --cache "$work/$2"; }
+# Scratch space (and so the unpacked base) under $work too: the cold build unpacks it.
+ibuild() { "$ib" -q build "$spec" --firstboot "${FB:-$fb}" -o "$work/$1" --cache "$work/$2" \
+        --work "$work/scratch-$2"; }
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 log "imagebuild: cold build"
 cold=$(secs ibuild a cache); cold_st=$(stage_times "$work/a")
@@ -92,6 +96,8 @@ if [ -d "$work/r3" ]; then
 fi
 rm -rf "$work/r1" "$work/r2" "$work/r3" "$work/cache-r3"
 
+boot="not run"
+if [ "${BENCH_BOOT:-1}" = 1 ]; then
 log "boot the qcow2 under QEMU TCG in a private network namespace"
 ns=rb-bench-$$
 ip netns add "$ns" && ip -n "$ns" link set lo up
@@ -109,6 +115,7 @@ done
 grep -aqE 'firstboot\[[0-9]+\]: NICs:' "$work/serial" && boot="$((SECONDS - t0)) s" || boot="no report in 600 s"
 kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 ip netns delete "$ns"; ns=""
+fi
 rm -rf "$work/a" "$work/cache" "$work/boot.qcow2"
 
 # live-build, same package set, same apt sources: the host's own (the first deb822 or
@@ -156,7 +163,9 @@ if [ "${BENCH_LIVE_BUILD:-1}" = 1 ] && command -v lb >/dev/null; then
                         lbb() { (cd "$work/lb" && lb build); }
                         lb_cold="$(secs lbb) s"
                         lb_iso=$(mib "$(ls "$work"/lb/*.iso | head -n 1)")
-                        (cd "$work/lb" && lb clean >/dev/null 2>&1)
+                        # lb clean drops the config stage too: configure again (same
+                        # options, in config/), keeping cache/.
+                        (cd "$work/lb" && lb clean >/dev/null 2>&1 && lb config >/dev/null 2>&1)
                         log "live-build: warm build (its caches kept)"
                         lb_warm="$(secs lbb) s"
                 fi
@@ -183,6 +192,7 @@ printf '%-52s %s\n' "imagebuild ($spec)" "value" \
         "live-build: warm build (its caches)" "$lb_warm" \
         "live-build: ISO size" "$lb_iso MiB"
 echo
+echo "# load average (1/5/15 min) at the start: $load0, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# stage times: cold:    $cold_st"
 echo "# stage times: warm:    $warm_st"
 echo "# stage times: rebuild: $touched_st"

@@ -14,29 +14,18 @@
 #include <sys/wait.h>
 
 #include "bundle.h"
+#include "tmpdir_fixture.h"
 #include "util.h"
 
 /* sha256("hello\n") */
 #define HELLO_SHA "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)st, (void)flag, (void)ftw;
-        return remove(p);
-}
-
 static int setup(void **state) {
-        char *dir = strdup("/tmp/test_bundle.XXXXXX");
-
-        if (!dir || !mkdtemp(dir))
-                return -1;
-        *state = dir;
-        return 0;
+        return tmpdir_setup(state, "test_bundle");
 }
 
 static int teardown(void **state) {
-        nftw(*state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        free(*state);
-        return 0;
+        return tmpdir_teardown(state);
 }
 
 static void put(const char *dir, const char *name, const char *content) {
