@@ -127,10 +127,17 @@ cl_boot() {
                        -device "virtio-net-pci,netdev=n$a,mac=$mac")
         done
         if [ "$CL_ACCEL" = kvm ]; then accel_opts=(-accel kvm -cpu "$CL_KVM_CPU"); else accel_opts=(-accel tcg -cpu max); fi
+        # Boot time: no ICH9 devices a headless VM does not use (the kernel probes each,
+        # udev loads its driver): SMBus, PS/2, VMware port, and the AHCI controller unless
+        # the installer's CD hangs on it.
+        # CL_MACHINE overrides (e.g. CL_MACHINE=q35 to compare).
+        local machine=q35,smbus=off,i8042=off,vmport=off
+        [ ${#install[@]} -gt 0 ] || machine+=,sata=off
+        machine=${CL_MACHINE:-$machine}
         echo "node$i" > "$d/node$i.hostname"
         : > "$d/node$i.status"
         date +%s.%N > "$d/node$i.poweron"
-        ip netns exec "$CL_NS" qemu-system-x86_64 -name "rainboot-node$i" -machine q35 \
+        ip netns exec "$CL_NS" qemu-system-x86_64 -name "rainboot-node$i" -machine "$machine" \
                 "${accel_opts[@]}" -smp 1 -m "$CL_MEM" -nodefaults -display none -vga none \
                 "${boot_drive[@]}" -drive "file=$d/node$i-data.qcow2,if=virtio,format=qcow2" \
                 "${extra[@]}" "${nics[@]}" \

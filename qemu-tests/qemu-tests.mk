@@ -8,8 +8,9 @@ CLUSTER_OUT := $(CLUSTER_BUILD)/image-out
 CLUSTER_QCOW2 := $(CLUSTER_OUT)/rainboot-cluster.qcow2
 CLUSTER_ISO := $(CLUSTER_BUILD)/image-out-iso/rainboot-cluster.iso
 CLUSTER_BUNDLE := $(CLUSTER_BUILD)/bundle/manifest.json
+CLUSTER_OVERLAY := $(CLUSTER_BUILD)/overlay
 CLUSTER_INPUTS := $(wildcard firstboot/*.c firstboot/*.h imagebuild/*.c imagebuild/*.h) \
-	$(shell find overlays/rootfs -type f 2>/dev/null) configs/default.yaml
+	$(shell find overlays/rootfs overlays/cluster-vm -type f 2>/dev/null) configs/default.yaml
 N ?= 3
 INSTALL ?= qcow2
 CLUSTER_IMAGE := $(if $(filter iso,$(INSTALL)),$(CLUSTER_ISO),$(CLUSTER_QCOW2))
@@ -27,14 +28,24 @@ endif
 $(CLUSTER_BUNDLE): qemu-tests/make-bundle.sh | $(CLUSTER_BUILD)/imagebuild
 	qemu-tests/make-bundle.sh $(CLUSTER_BUILD)/imagebuild $(CLUSTER_BUILD)/bundle
 
+# The cluster images' overlays: the image's own (overlays/rootfs) with the VM profile
+# (overlays/cluster-vm: a small initramfs) on top. A stamp beside it: everything inside the
+# directory lands in the image.
+$(CLUSTER_OVERLAY).stamp: $(shell find overlays/rootfs overlays/cluster-vm -type f 2>/dev/null)
+	rm -rf $(CLUSTER_OVERLAY)
+	mkdir -p $(CLUSTER_OVERLAY)
+	cp -rT --preserve=mode,timestamps overlays/rootfs $(CLUSTER_OVERLAY)
+	cp -rT --preserve=mode,timestamps overlays/cluster-vm $(CLUSTER_OVERLAY)
+	@touch $@
+
 $(CLUSTER_QCOW2): $(CLUSTER_INPUTS) configs/cluster-image.yaml $(CLUSTER_BUNDLE) \
-		$(CLUSTER_BUILD)/imagebuild $(CLUSTER_BUILD)/firstboot
+		$(CLUSTER_OVERLAY).stamp $(CLUSTER_BUILD)/imagebuild $(CLUSTER_BUILD)/firstboot
 	$(CLUSTER_BUILD)/imagebuild build --firstboot $(CLUSTER_BUILD)/firstboot \
 		configs/cluster-image.yaml -o $(CLUSTER_OUT)
 	@touch $@
 
 $(CLUSTER_ISO): $(CLUSTER_INPUTS) configs/cluster-image-iso.yaml $(CLUSTER_BUNDLE) \
-		$(CLUSTER_BUILD)/imagebuild $(CLUSTER_BUILD)/firstboot
+		$(CLUSTER_OVERLAY).stamp $(CLUSTER_BUILD)/imagebuild $(CLUSTER_BUILD)/firstboot
 	$(CLUSTER_BUILD)/imagebuild build --firstboot $(CLUSTER_BUILD)/firstboot \
 		--cache $(CLUSTER_OUT)/cache configs/cluster-image-iso.yaml -o $(dir $@)
 	@touch $@
