@@ -70,6 +70,8 @@ struct daemon {
         bool late;                       /* a committed plan exists that does not name us */
 
         struct cluster_secrets *secrets; /* sodium_malloc'd; NULL until held */
+        struct node_info *facts;         /* last facts of every node heard or relayed */
+        size_t n_facts;
         int linger;                      /* ticks left before exit once formed, -1 = not yet */
         bool reset_done;
         bool react_needed;               /* a peer's state or digest changed */
@@ -339,6 +341,34 @@ static const struct node_info *node_lookup(struct daemon *d, const uint8_t id[NO
         return p ? &p->info : NULL;
 }
 
+static const struct node_info *facts_find(const struct daemon *d, const uint8_t id[NODE_ID_LEN]) {
+        for (size_t i = 0; i < d->n_facts; i++)
+                if (node_id_cmp(d->facts[i].id, id) == 0)
+                        return &d->facts[i];
+        return NULL;
+}
+
+/* Keeps the facts of a node after it stops announcing: a late joiner needs the addresses
+ * of every plan member, also of one that is down when it arrives. 1 when new. */
+static int facts_remember(struct daemon *d, const struct node_info *n) {
+        struct node_info *f = (struct node_info *)facts_find(d, n->id), *nf;
+
+        if (!n->cpus)
+                return 0; /* no facts: nothing to keep */
+        if (f) {
+                *f = *n;
+                return 0;
+        }
+        if (d->n_facts >= PEERS_MAX)
+                return 0;
+        nf = realloc(d->facts, (d->n_facts + 1) * sizeof *d->facts);
+        if (!nf)
+                return -ENOMEM;
+        d->facts = nf;
+        d->facts[d->n_facts++] = *n;
+        return 1;
+}
+
 static void peers_expire(struct daemon *d, uint64_t now) {
         uint64_t limit = PEER_EXPIRY_INTERVALS * d->interval_ms;
 
@@ -440,6 +470,22 @@ static void send_secrets_to_members(struct daemon *d) {
         }
 }
 
+/* The facts of plan members not heard now (down), for late joiners: they need every
+ * member's addresses and cannot hear those members themselves. */
+static void send_absent_facts(struct daemon *d) {
+        for (size_t i = 0; d->plan && i < d->plan->n; i++) {
+                const uint8_t *id = d->plan->nodes[i].id;
+                const struct node_info *f;
+                uint8_t buf[WIRE_ANNOUNCE_MAX];
+                size_t n;
+
+                if (node_lookup(d, id) || !(f = facts_find(d, id)))
+                        continue;
+                if (wire_encode_announce(f, buf, sizeof buf, &n) >= 0)
+                        send_sealed(d, WIRE_FACTS, buf, n);
+        }
+}
+
 /* ---- receiving ---------------------------------------------------------------------- */
 
 static void remember_plan(struct daemon *d, struct role_plan *p) {
@@ -463,7 +509,8 @@ static const struct role_plan *received_plan(struct daemon *d, const uint8_t dig
 
 /* view.json for a node welcomed late: it never committed a formation, so nothing wrote the
  * members' facts that apply needs (their addresses). Members heard now give theirs; one
- * not heard keeps what the previous view.json said of it. */
+ * not heard (down) comes from the facts other members relayed (FACTS), or keeps what the
+ * previous view.json said of it. */
 static int save_late_view(struct daemon *d) {
         _cleanup_free_ char *path = NULL, *text = NULL, *err = NULL;
         struct view old = {}, v = {};
@@ -480,6 +527,8 @@ static int save_late_view(struct daemon *d) {
         for (size_t i = 0; i < d->plan->n; i++) {
                 const struct node_info *n = node_lookup(d, d->plan->nodes[i].id);
 
+                if (!n || !n->cpus)
+                        n = facts_find(d, d->plan->nodes[i].id);
                 for (size_t k = 0; (!n || !n->cpus) && k < old.n; k++)
                         if (node_id_cmp(old.nodes[k].id, d->plan->nodes[i].id) == 0)
                                 n = &old.nodes[k];
@@ -580,6 +629,7 @@ static void handle_announce(struct daemon *d, const struct node_info *n, uint64_
                 d->react_needed = true;
         p->info = *n;
         p->last_seen_ms = now;
+        (void) facts_remember(d, n);
 }
 
 static int handle_secrets(struct daemon *d, const void *payload, size_t len) {
@@ -600,6 +650,29 @@ static int handle_secrets(struct daemon *d, const void *payload, size_t len) {
         d->self.flags |= NODE_F_HAS_SECRETS;
         log_info("cluster secrets received from a member");
         return save_secrets(d);
+}
+
+/* Relayed facts fill only gaps: a node heard directly speaks for itself. */
+static int handle_facts(struct daemon *d, const void *payload, size_t len) {
+        struct node_info info;
+        int r;
+
+        if (wire_decode_announce(payload, len, &info) < 0 ||
+            node_id_cmp(info.id, d->self.id) == 0 || node_lookup(d, info.id) ||
+            facts_find(d, info.id))
+                return 0;
+        r = facts_remember(d, &info);
+        if (r <= 0)
+                return r;
+        if (d->late && d->plan && role_plan_find(d->plan, info.id)) {
+                char hex[2 * NODE_ID_LEN + 1];
+
+                node_id_to_hex(info.id, hex);
+                log_info("facts of member %.12s (%s, not heard now) relayed by a member",
+                         hex, info.hostname);
+                return save_late_view(d);
+        }
+        return 0;
 }
 
 static int receive(struct daemon *d) {
@@ -641,6 +714,11 @@ static int receive(struct daemon *d) {
                 }
                 case WIRE_SECRETS:
                         r = handle_secrets(d, payload, len);
+                        if (r < 0)
+                                return r;
+                        break;
+                case WIRE_FACTS:
+                        r = handle_facts(d, payload, len);
                         if (r < 0)
                                 return r;
                         break;
@@ -933,6 +1011,8 @@ static int tick(struct daemon *d) {
                  * node: a late joiner must still get them once that node is gone. */
                 if (d->secrets)
                         send_secrets_to_members(d);
+                if (d->ticks % PLAN_EVERY_TICKS == 0 || !everyone_formed(d))
+                        send_absent_facts(d);
         }
         r = send_announce(d);
         if (r < 0)
@@ -997,6 +1077,20 @@ static int daemon_setup(struct daemon *d) {
         r = formation_new(id, &fp, digest_of_members, d, &d->form);
         if (r < 0)
                 return r;
+        {
+                /* A restarted member still knows the members it committed with, also
+                 * those that are down now, and can relay their facts. */
+                _cleanup_free_ char *vpath = NULL, *err = NULL;
+                _cleanup_(view_done) struct view saved = {};
+
+                if (state_path(d, "view.json", &vpath) < 0)
+                        return -ENOMEM;
+                if (view_from_json_file(vpath, &saved, &err) >= 0)
+                        for (size_t i = 0; i < saved.n; i++)
+                                if (node_id_cmp(saved.nodes[i].id, id) != 0 &&
+                                    (r = facts_remember(d, &saved.nodes[i])) < 0)
+                                        return r;
+        }
         {
                 _cleanup_free_ char *path = NULL, *text = NULL;
 
@@ -1088,6 +1182,7 @@ static void daemon_done(struct daemon *d) {
         for (size_t i = 0; i < ELEMENTSOF(d->received); i++)
                 role_plan_free(d->received[i]);
         free(d->peers);
+        free(d->facts);
 }
 
 static void print_result(struct daemon *d) {

@@ -54,12 +54,14 @@ const char *wire_type_to_string(enum wire_type t) {
                 return "plan";
         case WIRE_SECRETS:
                 return "secrets";
+        case WIRE_FACTS:
+                return "facts";
         }
         return "unknown";
 }
 
 static bool type_ok(unsigned t) {
-        return t == WIRE_ANNOUNCE || t == WIRE_PLAN || t == WIRE_SECRETS;
+        return t == WIRE_ANNOUNCE || t == WIRE_PLAN || t == WIRE_SECRETS || t == WIRE_FACTS;
 }
 
 const char *wire_drop_to_string(enum wire_drop d) {
@@ -278,6 +280,14 @@ static bool payload_ok(const struct wire_header *h, const uint8_t *p, size_t len
         }
         case WIRE_SECRETS:
                 return len == WIRE_SECRETS_PAYLOAD_LEN;
+        case WIRE_FACTS: {
+                struct node_info n;
+
+                /* Facts are always about another node: the sender speaks for itself in
+                 * ANNOUNCE. */
+                return wire_decode_announce(p, len, &n) == 0 &&
+                       memcmp(n.id, h->sender_id, NODE_ID_LEN) != 0;
+        }
         }
         return false;
 }

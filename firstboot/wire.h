@@ -48,6 +48,8 @@ enum wire_type {
         WIRE_ANNOUNCE = 1, /* payload: node_info of the sender */
         WIRE_PLAN = 2,     /* payload: a committed plan (struct wire_plan) */
         WIRE_SECRETS = 3,  /* payload: cluster secrets sealed to one recipient */
+        WIRE_FACTS = 4,    /* payload: node_info of a plan member not heard now, relayed by
+                            * another member for late joiners */
 };
 const char *wire_type_to_string(enum wire_type t);
 

@@ -151,6 +151,20 @@ check "a joiner after the bootstrap node died still got the secrets" \
         [ -s "$(hn_state 5)/secrets/cluster.env" ]
 [ -s "$(hn_state 5)/secrets/cluster.env" ] || tail -20 "$(hn_log 5)" | sed 's/^/# node5: /'
 check "... the same secrets" cmp -s "$(hn_state 1)/secrets/cluster.env" "$(hn_state 5)/secrets/cluster.env"
+# Its plan names the dead bootstrap node, which it never heard: apply still needs that
+# member's facts (addresses), which the live members relay.
+view_has_plan() {
+        local v=$(hn_state 5)/view.json p=$(hn_state 5)/plan.json
+        [ -s "$p" ] && [ -s "$v" ] &&
+                [ "$(jq -r '[.nodes[].id] | sort | join(",")' "$p")" = \
+                  "$(jq -r '[.nodes[].id] | sort | join(",")' "$v")" ]
+}
+deadline=$((SECONDS + WAIT))
+while ((SECONDS < deadline)) && ! view_has_plan; do sleep 0.3; done
+check "the joiner's view.json has every plan member, the dead node$boot too" view_has_plan
+[ -n "$boot" ] && check "... with node$boot's address" \
+        jq -e --arg id "$(hn_id "$boot")" '.nodes[] | select(.id == $id) | .addresses | length > 0' \
+        "$(hn_state 5)/view.json"
 case_end
 
 # 5. a node killed before commit: the others wait for the view to settle again.

@@ -463,7 +463,7 @@ static void test_every_byte_flip(void **state) {
                         else if (i == 3)
                                 want = WIRE_DROP_VERSION;
                         else if (i == 4)
-                                want = v >= WIRE_ANNOUNCE && v <= WIRE_SECRETS
+                                want = v >= WIRE_ANNOUNCE && v <= WIRE_FACTS
                                                ? WIRE_DROP_AUTH
                                                : WIRE_DROP_MALFORMED;
                         else if (i < 5 + WIRE_TAG_LEN)
@@ -520,7 +520,7 @@ static void test_truncated_and_long(void **state) {
         assert_int_equal(open_pkt(f->keys, rx, NOW, pkt, WIRE_MAX_DATAGRAM + 1),
                          -WIRE_DROP_MALFORMED);
         assert_int_equal(wire_seal(f->keys, 0, &s, NOW, big, 1, pkt, sizeof pkt, &blen), -EINVAL);
-        assert_int_equal(wire_seal(f->keys, 4, &s, NOW, big, 1, pkt, sizeof pkt, &blen), -EINVAL);
+        assert_int_equal(wire_seal(f->keys, 5, &s, NOW, big, 1, pkt, sizeof pkt, &blen), -EINVAL);
         s.counter = UINT64_MAX;
         assert_int_equal(wire_seal(f->keys, WIRE_PLAN, &s, NOW, big, 1, pkt, sizeof pkt, &blen),
                          -EOVERFLOW);
@@ -647,6 +647,7 @@ static void test_clock_self(void **state) {
         assert_string_equal(wire_drop_to_string(WIRE_DROP_SELF), "self");
         assert_string_equal(wire_drop_to_string(0), "unknown");
         assert_string_equal(wire_type_to_string(WIRE_SECRETS), "secrets");
+        assert_string_equal(wire_type_to_string(WIRE_FACTS), "facts");
         wire_rx_free(rx);
         wire_rx_free(me);
 }
@@ -681,6 +682,38 @@ static void test_sealed_but_malformed(void **state) {
         assert_int_equal(got, 99);
         assert_int_equal(rx->stats.dropped[WIRE_DROP_MALFORMED], 4);
         assert_int_equal(rx->n_replay, 0);
+        wire_rx_free(rx);
+}
+
+/* FACTS relay another node's announcement: accepted about another node, refused about the
+ * sender itself (which speaks for itself in ANNOUNCE). */
+static void test_facts(void **state) {
+        struct fx *f = *state;
+        struct wire_sender s = sender(0x10), other = sender(0x40);
+        struct wire_rx *rx = rx_for(0x20);
+        uint8_t buf[WIRE_ANNOUNCE_MAX], pkt[WIRE_MAX_DATAGRAM], payload[WIRE_MAX_PAYLOAD];
+        struct node_info n, got;
+        struct wire_header h;
+        size_t len, plen, glen;
+
+        full_node(&n, &other);
+        assert_int_equal(wire_encode_announce(&n, buf, sizeof buf, &plen), 0);
+        assert_int_equal(wire_seal(f->keys, WIRE_FACTS, &s, NOW, buf, plen, pkt, sizeof pkt, &len),
+                         0);
+        assert_int_equal(wire_open(f->keys, rx, NOW, pkt, len, &h, payload, sizeof payload, &glen),
+                         0);
+        assert_int_equal(h.type, WIRE_FACTS);
+        assert_memory_equal(h.sender_id, s.id, NODE_ID_LEN);
+        assert_int_equal(wire_decode_announce(payload, glen, &got), 0);
+        assert_memory_equal(got.id, other.id, NODE_ID_LEN);
+        assert_string_equal(got.hostname, n.hostname);
+
+        full_node(&n, &s);
+        assert_int_equal(wire_encode_announce(&n, buf, sizeof buf, &plen), 0);
+        assert_int_equal(wire_seal(f->keys, WIRE_FACTS, &s, NOW, buf, plen, pkt, sizeof pkt, &len),
+                         0);
+        assert_int_equal(open_pkt(f->keys, rx, NOW, pkt, len), -WIRE_DROP_MALFORMED);
+        assert_int_equal(rx->stats.accepted, 1);
         wire_rx_free(rx);
 }
 
@@ -911,6 +944,7 @@ int main(void) {
                 cmocka_unit_test(test_wrong_token_other_cluster),
                 cmocka_unit_test(test_clock_self),
                 cmocka_unit_test(test_sealed_but_malformed),
+                cmocka_unit_test(test_facts),
                 cmocka_unit_test(test_announce_malformed),
                 cmocka_unit_test(test_plan_malformed),
         };
