@@ -50,8 +50,12 @@ case "$cmd" in
 up)
         need_root
         n=${1:-${N:-3}}
-        if cl_load_env 2>/dev/null && [ -n "$(for i in $(cl_nodes); do cl_running "$i" && echo "$i"; done)" ]; then
-                cl_log "a cluster already runs from $CL_DIR (namespace $CL_NS): make cluster-down first"
+        # The previous run's env only answers "does it still run?": loaded in a subshell,
+        # or its CL_INSTALL, CL_ISO, ... would replace this run's.
+        if (cl_load_env 2>/dev/null || exit 1
+            for i in $(cl_nodes); do cl_running "$i" && exit 0; done
+            exit 1); then
+                cl_log "a cluster already runs from $CL_DIR: make cluster-down first"
                 exit 1
         fi
         rm -rf "$CL_DIR"
