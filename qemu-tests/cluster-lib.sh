@@ -105,8 +105,10 @@ cl_boot() {
         # bootindex: SeaBIOS would otherwise try the blank SCSI SSD first.
         [ -e "$d/node$i-sys.qcow2" ] ||
                 qemu-img create -q -f qcow2 -F qcow2 -b "$(realpath "$CL_QCOW2")" "$d/node$i-sys.qcow2"
+        # Direct kernel boot (the installer) takes boot index 0 itself.
         boot_drive=(-drive "file=$d/node$i-sys.qcow2,if=none,id=sys,format=qcow2"
-                    -device virtio-blk-pci,drive=sys,bootindex=0 "${install[@]}")
+                    -device "virtio-blk-pci,drive=sys,bootindex=$((${#install[@]} ? 1 : 0))"
+                    "${install[@]}")
         [ -e "$d/node$i-data.qcow2" ] || qemu-img create -q -f qcow2 "$d/node$i-data.qcow2" 20G
         local extra=()
         if [ -n "$ssd" ]; then
