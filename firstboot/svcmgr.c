@@ -146,9 +146,11 @@ static int systemctl(struct svcmgr *m, struct cmd_failure *f, const char *verb, 
         return r == 0 ? 0 : -EIO;
 }
 
-static int systemd_is_active(struct svcmgr *m, const struct svc_spec *s) {
-        char *argv[] = { (char *)"systemctl", (char *)"is-active", (char *)"--quiet",
-                         (char *)s->unit, NULL };
+/* `systemctl is-active|is-enabled --quiet UNIT`: 1 yes, 0 no, negative errno when it
+ * cannot run. */
+static int systemd_query(struct svcmgr *m, const char *verb, const struct svc_spec *s) {
+        char *argv[] = { (char *)"systemctl", (char *)verb, (char *)"--quiet", (char *)s->unit,
+                         NULL };
         _cleanup_free_ char *out = NULL;
         int r = m->run(m->run_userdata, argv, &out);
 
@@ -157,15 +159,12 @@ static int systemd_is_active(struct svcmgr *m, const struct svc_spec *s) {
         return r == 0;
 }
 
-static int systemd_is_enabled(struct svcmgr *m, const struct svc_spec *s) {
-        char *argv[] = { (char *)"systemctl", (char *)"is-enabled", (char *)"--quiet",
-                         (char *)s->unit, NULL };
-        _cleanup_free_ char *out = NULL;
-        int r = m->run(m->run_userdata, argv, &out);
+static int systemd_is_active(struct svcmgr *m, const struct svc_spec *s) {
+        return systemd_query(m, "is-active", s);
+}
 
-        if (r < 0)
-                return r;
-        return r == 0;
+static int systemd_is_enabled(struct svcmgr *m, const struct svc_spec *s) {
+        return systemd_query(m, "is-enabled", s);
 }
 
 /* ---- direct supervisor ---- */
