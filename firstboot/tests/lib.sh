@@ -78,3 +78,15 @@ make_oci_archive() {
                 skopeo copy -q oci:img:t "oci-archive:$out"
         ) >"$d.log" 2>&1 || { sed 's/^/# /' "$d.log"; return 1; }
 }
+
+# wait_until SECONDS CMD...: run CMD (quietly) every 0.5 s until it succeeds or SECONDS
+# pass; 0 when it succeeded.
+wait_until() {
+        local deadline=$((SECONDS + $1))
+        shift
+        while ((SECONDS < deadline)); do
+                "$@" >/dev/null 2>&1 && return 0
+                sleep 0.5
+        done
+        return 1
+}

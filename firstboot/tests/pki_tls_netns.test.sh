@@ -61,16 +61,6 @@ check "apiserver.crt names kubernetes.default.svc.cluster.local" bash -c \
         "openssl x509 -in '$pki/apiserver.crt' -noout -ext subjectAltName | grep -q 'DNS:kubernetes.default.svc.cluster.local'"
 
 # wait_until SECONDS CMD...: bounded retries.
-wait_until() {
-        local deadline=$((SECONDS + $1))
-        shift
-        while ((SECONDS < deadline)); do
-                "$@" >/dev/null 2>&1 && return 0
-                sleep 0.5
-        done
-        return 1
-}
-
 # ---- docker-registry (Go) with registry.crt
 mkdir -p "$_tmp/registry"
 cat >"$_tmp/registry.yml" <<YAML

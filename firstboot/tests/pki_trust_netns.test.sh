@@ -92,16 +92,6 @@ in_store() {
                 mount --bind "$1/usr/local/share/ca-certificates" /usr/local/share/ca-certificates &&
                 shift && exec "$@"' sh "$root" "$@"
 }
-wait_until() {
-        local deadline=$((SECONDS + $1))
-        shift
-        while ((SECONDS < deadline)); do
-                "$@" >/dev/null 2>&1 && return 0
-                sleep 0.5
-        done
-        return 1
-}
-
 mkdir -p "$_tmp/registry"
 cat >"$_tmp/registry.yml" <<YAML
 version: 0.1
